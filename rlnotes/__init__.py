@@ -1,0 +1,54 @@
+"""rlnotes: the algorithms of the book *Executable RL Derivations*.
+
+Every public function validates its arguments, states the equation it computes and the
+book label it implements, and is tested against an independent computation.
+"""
+
+from rlnotes.mdp import TabularMDP, random_mdp
+
+# -- chapter 1: policies, trajectories and the score function ------------------------------
+# (added by the chapter-1 work)
+from rlnotes.policies import softmax_policy, softmax_score
+from rlnotes.reinforce import CategoricalMLPPolicy, reinforce_loss, train_reinforce
+from rlnotes.score import reinforce_gradients
+from rlnotes.trajectories import (
+    Trajectories,
+    enumerate_trajectories,
+    finite_horizon_objective,
+    sample_trajectories,
+)
+
+# -- chapter 2: returns and advantage estimation -------------------------------------------
+# (added by the chapter-2 work)
+from rlnotes.baselines import (
+    exact_gradient_variance,
+    finite_horizon_values,
+    optimal_constant_baseline,
+)
+
+# -- chapter 3: Bellman operators, planning and Q-learning ---------------------------------
+# (added by the chapter-3 work)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # mdp
+    "TabularMDP",
+    "random_mdp",
+    # chapter 1
+    "softmax_policy",
+    "softmax_score",
+    "Trajectories",
+    "enumerate_trajectories",
+    "sample_trajectories",
+    "finite_horizon_objective",
+    "reinforce_gradients",
+    "CategoricalMLPPolicy",
+    "reinforce_loss",
+    "train_reinforce",
+    # chapter 2
+    "exact_gradient_variance",
+    "finite_horizon_values",
+    "optimal_constant_baseline",
+    # chapter 3
+]
