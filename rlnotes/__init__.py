@@ -28,6 +28,18 @@ from rlnotes.baselines import (
 
 # -- chapter 3: Bellman operators, planning and Q-learning ---------------------------------
 # (added by the chapter-3 work)
+from rlnotes.td import (
+    BairdCounterexample,
+    baird_counterexample,
+    expected_residual_gradient,
+    expected_semi_gradient_td,
+    policy_chain,
+    residual_gradient_update,
+    semi_gradient_td0_update,
+    stationary_distribution,
+    td_fixed_point,
+    td_matrices,
+)
 
 __version__ = "0.1.0"
 
@@ -51,4 +63,14 @@ __all__ = [
     "finite_horizon_values",
     "optimal_constant_baseline",
     # chapter 3
+    "policy_chain",
+    "stationary_distribution",
+    "td_matrices",
+    "td_fixed_point",
+    "expected_semi_gradient_td",
+    "expected_residual_gradient",
+    "semi_gradient_td0_update",
+    "residual_gradient_update",
+    "BairdCounterexample",
+    "baird_counterexample",
 ]

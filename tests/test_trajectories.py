@@ -53,7 +53,9 @@ def test_enumeration_equals_brute_force(H: int) -> None:
     assert tr.prob is not None
     got = {}
     for n in range(tr.n_trajectories):
-        key = tuple(int(x) for pair in zip(tr.states[:, n], tr.actions[:, n]) for x in pair)
+        key = tuple(
+            int(x) for pair in zip(tr.states[:, n], tr.actions[:, n], strict=True) for x in pair
+        )
         assert key not in got, "a trajectory is listed twice"
         got[key] = float(tr.prob[n])
     expected = _brute_force(mdp, pi, H)
@@ -65,9 +67,7 @@ def test_enumeration_equals_brute_force(H: int) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    S=st.integers(1, 3), A=st.integers(1, 3), H=st.integers(1, 4), seed=st.integers(0, 10**6)
-)
+@given(S=st.integers(1, 3), A=st.integers(1, 3), H=st.integers(1, 4), seed=st.integers(0, 10**6))
 def test_enumeration_marginals_match_forward_recursion(S: int, A: int, H: int, seed: int) -> None:
     mdp = random_mdp(S, A, 0.9, seed=seed)
     pi = softmax_policy(np.random.default_rng(seed).normal(size=(S, A)))
@@ -167,9 +167,9 @@ def test_objective_torch_is_differentiable() -> None:
     for idx in np.ndindex(3, 2):
         e = np.zeros((3, 2))
         e[idx] = eps
-        fd[idx] = (
-            finite_horizon_objective(mdp, e, 3) - finite_horizon_objective(mdp, -e, 3)
-        ) / (2 * eps)
+        fd[idx] = (finite_horizon_objective(mdp, e, 3) - finite_horizon_objective(mdp, -e, 3)) / (
+            2 * eps
+        )
     np.testing.assert_allclose(grad.numpy(), fd, atol=1e-8)
 
 

@@ -199,6 +199,22 @@ def api_markdown() -> str:
 # --------------------------------------------------------------------------- directives
 
 
+def _mentions_thebe(asset: Any) -> bool:
+    filename = str(getattr(asset, "filename", asset) or "")
+    body = str(getattr(asset, "attributes", {}).get("body", ""))
+    return "thebe" in filename or "thebe" in body
+
+
+def _drop_thebe_assets(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Live code (Thebe) is off in _config.yml, yet sphinx-thebe still injects its loader on every
+    page, twice and with a CDN address. Drop those assets so the pages stay offline and error-free."""
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [a for a in context[key] if not _mentions_thebe(a)]
+
+
 def setup(app: Any) -> dict[str, Any]:
     from docutils import nodes
     from docutils.statemachine import StringList
@@ -231,6 +247,7 @@ def setup(app: Any) -> dict[str, Any]:
         def markdown(self) -> str:
             return api_markdown()
 
+    app.connect("html-page-context", _drop_thebe_assets)
     app.add_directive("verification-ledger", VerificationLedger)
     app.add_directive("errata-list", ErrataList)
     app.add_directive("rlnotes-api", RlnotesApi)
