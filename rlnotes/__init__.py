@@ -23,11 +23,16 @@ from rlnotes.trajectories import (
 from rlnotes.baselines import (
     exact_gradient_variance,
     finite_horizon_values,
+    optimal_baseline_coefficients,
     optimal_constant_baseline,
 )
+from rlnotes.returns import discounted_cumsum, gae, lambda_returns, reward_to_go
 
 # -- chapter 3: Bellman operators, planning and Q-learning ---------------------------------
 # (added by the chapter-3 work)
+from rlnotes.bellman import bellman_operator, bellman_optimality_operator, policy_evaluation
+from rlnotes.planning import PlanningResult, policy_iteration, value_iteration
+from rlnotes.qlearning import QLearningResult, q_learning
 from rlnotes.td import (
     BairdCounterexample,
     baird_counterexample,
@@ -61,8 +66,21 @@ __all__ = [
     # chapter 2
     "exact_gradient_variance",
     "finite_horizon_values",
+    "optimal_baseline_coefficients",
     "optimal_constant_baseline",
+    "discounted_cumsum",
+    "reward_to_go",
+    "gae",
+    "lambda_returns",
     # chapter 3
+    "bellman_operator",
+    "bellman_optimality_operator",
+    "policy_evaluation",
+    "PlanningResult",
+    "value_iteration",
+    "policy_iteration",
+    "QLearningResult",
+    "q_learning",
     "policy_chain",
     "stationary_distribution",
     "td_matrices",

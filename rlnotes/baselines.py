@@ -108,6 +108,52 @@ def optimal_constant_baseline(grads: Any, control: Any, prob: Any = None) -> flo
     return float(p @ np.einsum("nd,nd->n", g, h)) / denom
 
 
+def optimal_baseline_coefficients(grads: Any, controls: Any, prob: Any = None) -> FloatArray:
+    r"""Variance-minimizing coefficients of several zero-mean control variates.
+
+    For an estimator :math:`g` and control variates :math:`h_1, \dots, h_K` with
+    :math:`\mathbb{E}[h_k] = 0`, the total variance of :math:`g - \sum_k \beta_k h_k` is a
+    convex quadratic in :math:`\beta`, minimized where
+
+    .. math:: \sum_l \mathbb{E}[h_k \cdot h_l]\, \beta_l = \mathbb{E}[g \cdot h_k],
+              \qquad k = 1, \dots, K.
+
+    With :math:`h_{(i, s)} = \gamma^i [s_i = s]\, \nabla_\theta \log \pi_\theta(a_i \mid s_i)`
+    the coefficients form the variance-optimal baseline table :math:`b_i(s)`; with :math:`K = 1`
+    this is :func:`optimal_constant_baseline`. Book: eq-vr-optimal-baseline-table. Source:
+    Greensmith, Bartlett and Baxter (2004); Peters and Schaal (2008).
+
+    Parameters
+    ----------
+    grads : array, shape (N, ...)
+        The estimator without baseline, one estimate per trajectory.
+    controls : array, shape (N, K, ...)
+        The K control variates of each trajectory, trailing axes as in ``grads``.
+    prob : array, shape (N,), optional
+        Probability of each trajectory; ``None`` means uniform sample weights.
+
+    Returns
+    -------
+    array, shape (K,)
+        :math:`\beta^\star`, the minimum-norm solution when the system is singular (a control
+        that vanishes on every trajectory gets coefficient 0).
+    """
+    g = _flat_grads("grads", grads)
+    h = check_finite("controls", as_float_array("controls", controls))
+    if h.ndim < 2 or h.shape[0] != g.shape[0] or h.shape[1] == 0:
+        raise ValueError(f"controls must have shape (N={g.shape[0]}, K >= 1, ...), got {h.shape}")
+    h = h.reshape(h.shape[0], h.shape[1], -1)
+    if h.shape[2] != g.shape[1]:
+        raise ValueError(f"controls must have trailing size {g.shape[1]} as grads, got {h.shape}")
+    p = _weights(prob, g.shape[0])
+    w = np.sqrt(p)[:, None]
+    # weighted least squares: rows (n, d), columns k
+    design = (h * w[:, :, None]).transpose(0, 2, 1).reshape(-1, h.shape[1])
+    target = (g * w).reshape(-1)
+    beta: FloatArray = np.asarray(np.linalg.lstsq(design, target, rcond=None)[0], dtype=np.float64)
+    return beta
+
+
 def finite_horizon_values(
     mdp: TabularMDP, pi: Any, horizon: int, discount: float | None = None
 ) -> tuple[FloatArray, FloatArray]:

@@ -38,7 +38,10 @@ def check_tol(tol: Any, name: str = "tol") -> float:
 
 
 def expected_next(mdp: TabularMDP, v: FloatArray) -> FloatArray:
-    """:math:`(P v)(s, a) = \\sum_{s'} P(s' \\mid s, a) v(s')` as an ``(S, A)`` array (unchecked)."""
+    """:math:`(P v)(s, a) = \\sum_{s'} P(s' \\mid s, a) v(s')` as an ``(S, A)`` array.
+
+    Unchecked: for the algorithms of rlnotes, which validate their inputs first.
+    """
     S, A = mdp.n_states, mdp.n_actions
     out: FloatArray = (mdp.P.reshape(S * A, S) @ v).reshape(S, A)
     return out
@@ -133,7 +136,10 @@ def deterministic_policy_model(
 def residual_bound(
     P_pi: FloatArray, r_pi: FloatArray, gamma: float, V: FloatArray
 ) -> float:
-    r"""The certified error :math:`\|T^\pi V - V\|_\infty / (1 - \gamma) \ge \|V - V^\pi\|_\infty`."""
+    r"""The certificate :math:`\|T^\pi V - V\|_\infty / (1 - \gamma)`.
+
+    It bounds :math:`\|V - V^\pi\|_\infty` from above.
+    """
     res = r_pi + gamma * (P_pi @ V) - V
     return float(np.max(np.abs(res))) / (1.0 - gamma)
 
@@ -147,25 +153,25 @@ def solve_policy_values(
 ) -> tuple[FloatArray, float, str]:
     r"""Solve :math:`(I - \gamma P_\pi) V = r_\pi` to a certified sup-norm error ``tol``.
 
-    Returns ``(V, bound, method)`` where ``bound`` is the certificate of :func:`residual_bound`
+    Returns ``(V, bound, method)`` where ``bound`` is the certificate of ``residual_bound``
     and ``method`` is ``"exact"`` (gamma = 0), ``"gmres"`` or ``"direct"``.
     """
     S = r_pi.shape[0]
     if gamma == 0.0:
         return r_pi.copy(), 0.0, "exact"
     if S > DIRECT_SOLVE_MAX_STATES:
-        V = _gmres_values(P_pi, r_pi, gamma, tol, V0)
-        if V is not None:
-            bound = residual_bound(P_pi, r_pi, gamma, V)
+        V_it = _gmres_values(P_pi, r_pi, gamma, tol, V0)
+        if V_it is not None:
+            bound = residual_bound(P_pi, r_pi, gamma, V_it)
             if bound <= tol:
-                return V, bound, "gmres"
+                return V_it, bound, "gmres"
     M = np.eye(S) - gamma * P_pi
-    V = np.linalg.solve(M, r_pi)
+    V: FloatArray = np.asarray(np.linalg.solve(M, r_pi), dtype=np.float64)
     bound = residual_bound(P_pi, r_pi, gamma, V)
     for _ in range(2):  # iterative refinement against rounding, rarely needed
         if bound <= tol:
             break
-        V = V + np.linalg.solve(M, r_pi + gamma * (P_pi @ V) - V)
+        V = V + np.asarray(np.linalg.solve(M, r_pi + gamma * (P_pi @ V) - V), dtype=np.float64)
         bound = residual_bound(P_pi, r_pi, gamma, V)
     if bound > tol:
         warnings.warn(
@@ -191,7 +197,7 @@ def _gmres_values(
         out: FloatArray = x - gamma * (P_pi @ x)
         return out
 
-    op = LinearOperator((S, S), matvec=matvec, dtype=np.float64)  # type: ignore[call-arg]
+    op = LinearOperator((S, S), matvec=matvec, dtype=np.float64)
     # ||res||_inf <= ||res||_2, so a 2-norm residual below tol (1 - gamma) / 2 certifies tol / 2.
     x, info = gmres(op, r_pi, x0=V0, rtol=0.0, atol=0.5 * tol * (1.0 - gamma),
                     restart=30, maxiter=10)
@@ -224,7 +230,7 @@ def policy_evaluation(
     ``DIRECT_SOLVE_MAX_STATES`` states are solved matrix-free by GMRES (Saad and Schultz 1986),
     checked against the bound, and re-solved directly if the check fails; smaller ones are
     solved directly. If rounding makes ``tol`` unreachable even by the direct solve, a
-    ``RuntimeWarning`` states the bound achieved. Book: eq-policy-evaluation.
+    ``RuntimeWarning`` states the bound achieved. Book: eq-bell-qpi-fixed.
     Source: Puterman (1994), sec. 6.1.
 
     Parameters

@@ -44,14 +44,14 @@ class TabularMDP:
     mu0 : array, shape (S,), optional
         Initial-state distribution; uniform when omitted.
 
-    The arrays are copied and made read-only. :meth:`from_gymnasium` builds one from the model of a
-    gymnasium toy-text environment.
+    The arrays are copied and made read-only. ``TabularMDP.from_gymnasium`` builds one from the
+    model of a gymnasium toy-text environment.
     """
 
     P: FloatArray
     R: FloatArray
     gamma: float
-    mu0: FloatArray = field(default=None)  # type: ignore[assignment]
+    mu0: FloatArray = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         P = as_float_array("P", self.P, ndim=3)
@@ -137,8 +137,9 @@ class TabularMDP:
             raise ValueError(
                 "env has fickle_passenger=True: its dynamics are not described by env.unwrapped.P"
             )
-        n_states = _discrete_size("env.observation_space", getattr(base, "observation_space", None))
-        n_actions = _discrete_size("env.action_space", getattr(base, "action_space", None))
+        obs_space = getattr(base, "observation_space", None)
+        n_states = discrete_space_size("env.observation_space", obs_space)
+        n_actions = discrete_space_size("env.action_space", getattr(base, "action_space", None))
         absorbing = n_states
         P = np.zeros((n_states + 1, n_actions, n_states + 1))
         R = np.zeros((n_states + 1, n_actions))
@@ -189,7 +190,7 @@ class TabularMDP:
         return arr
 
 
-def _discrete_size(name: str, space: Any) -> int:
+def discrete_space_size(name: str, space: Any) -> int:
     """The size ``n`` of a gymnasium ``Discrete(n)`` space that starts at 0."""
     n = getattr(space, "n", None)
     if n is None or int(getattr(space, "start", 0)) != 0:

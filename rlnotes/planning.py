@@ -33,7 +33,7 @@ from rlnotes.mdp import TabularMDP
 class PlanningResult:
     r"""The output of :func:`value_iteration` or :func:`policy_iteration`.
 
-    Attributes
+    Parameters
     ----------
     Q : array, shape (S, A)
         Optimal action values, :math:`\|Q - Q^*\|_\infty \le` ``error_bound``.
@@ -50,6 +50,8 @@ class PlanningResult:
     residuals : array, shape (iterations,)
         Per iteration, :math:`\|V_{k+1} - V_k\|_\infty` for value iteration and the Bellman
         residual :math:`\|T^* V_k - V_k\|_\infty` for policy iteration, for convergence plots.
+
+    The arrays are read-only. Book: thm-bell-stopping, eq-bell-pi-rate.
     """
 
     Q: FloatArray
@@ -102,16 +104,16 @@ def value_iteration(
 
     .. math::
 
-        \|V_{k+1} - V_k\|_\infty \le \mathrm{tol}\,\frac{1 - \gamma}{\gamma}, \quad\text{which gives}
-        \quad \|V_{k+1} - V^*\|_\infty \le \frac{\gamma}{1 - \gamma}\|V_{k+1} - V_k\|_\infty
-        \le \mathrm{tol},
+        \|V_{k+1} - V_k\|_\infty \le \mathrm{tol}\,\frac{1 - \gamma}{\gamma},
+        \quad\text{which gives}\quad \|V_{k+1} - V^*\|_\infty
+        \le \frac{\gamma}{1 - \gamma}\|V_{k+1} - V_k\|_\infty \le \mathrm{tol},
 
-    by the contraction of :math:`T^*` (Puterman 1994, thm. 6.3.1). It returns
+    by the contraction of :math:`T^*` (Puterman 1994, sec. 6.3). It returns
     :math:`V_{k+1}` and :math:`Q_{k+1} = R + \gamma P V_k` (:math:`\|Q_{k+1} - Q^*\|_\infty \le`
     tol as well).
 
     With ``stopping="span"`` it uses the monotone bounds of MacQueen (1966) (Puterman 1994,
-    thm. 6.6.3): with :math:`d = V_{k+1} - V_k`,
+    sec. 6.6): with :math:`d = V_{k+1} - V_k`,
 
     .. math::
 
@@ -126,7 +128,8 @@ def value_iteration(
     only an :math:`\varepsilon`-optimal greedy policy, not accurate values.
 
     The greedy policy is greedy with respect to the returned ``Q`` (lowest action index on
-    ties); it is :math:`2\,\mathrm{tol}/(1 - \gamma)`-optimal. Book: eq-vi-stopping-rule.
+    ties); it is :math:`2\,\mathrm{tol}/(1 - \gamma)`-optimal.
+    Book: thm-bell-stopping, thm-bell-span.
     Source: Bellman (1957); Puterman (1994), sec. 6.3.
 
     Parameters
@@ -214,11 +217,11 @@ def policy_iteration(
         \|V_k - V^*\|_\infty \le \frac{\|T^* V_k - V_k\|_\infty}{1 - \gamma}
         \le \frac{\delta + \mathrm{tol}(1 - \gamma)/2}{1 - \gamma} < \mathrm{tol}
 
-    holds (Puterman 1994, prop. 6.6.5 gives the first inequality). Without rounding it
+    holds (the first inequality: Puterman 1994, sec. 6.6). Without rounding it
     terminates after finitely many improvements with an optimal policy (Howard 1960; Puterman
-    1994, thm. 6.4.2). The returned ``Q`` is :math:`R + \gamma P V_k` and ``policy`` is
+    1994, sec. 6.4). The returned ``Q`` is :math:`R + \gamma P V_k` and ``policy`` is
     :math:`\pi_k` (one-hot), greedy with respect to ``Q`` up to :math:`\delta`. Book:
-    eq-policy-improvement. Source: Howard (1960).
+    eq-bell-pi-rate. Source: Howard (1960).
 
     Parameters
     ----------

@@ -11,9 +11,16 @@ import torch
 from torch import nn
 
 from rlnotes._validation import FloatArray, check_gamma, check_positive_int
+from rlnotes.returns import gae, lambda_returns, reward_to_go
 
 #: The weightings that :func:`train_reinforce` accepts.
-TRAIN_WEIGHTINGS = ("total", "reward_to_go")
+TRAIN_WEIGHTINGS = ("total", "reward_to_go", "reward_to_go_baseline", "gae")
+
+#: The weightings that need a learned value function (chapter 2).
+CRITIC_WEIGHTINGS = ("reward_to_go_baseline", "gae")
+
+#: Adam steps of value regression per iteration, for the weightings with a critic.
+VALUE_STEPS = 10
 
 
 class CategoricalMLPPolicy(nn.Module):
@@ -32,15 +39,23 @@ class CategoricalMLPPolicy(nn.Module):
         Number of actions (>= 2).
     hidden : int
         Width of the hidden layer.
+    dtype : torch.dtype, optional
+        Floating-point type of the parameters; ``None`` means torch's default dtype.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 32) -> None:
+    def __init__(
+        self, obs_dim: int, n_actions: int, hidden: int = 32, *, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         self.obs_dim = check_positive_int("obs_dim", obs_dim)
         self.n_actions = check_positive_int("n_actions", n_actions, minimum=2)
         width = check_positive_int("hidden", hidden)
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
         self.net = nn.Sequential(
-            nn.Linear(self.obs_dim, width), nn.Tanh(), nn.Linear(width, self.n_actions)
+            nn.Linear(self.obs_dim, width, dtype=dtype),
+            nn.Tanh(),
+            nn.Linear(width, self.n_actions, dtype=dtype),
         )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -97,7 +112,13 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
 
 
 def _episode_weights(
-    rewards: FloatArray, gamma: float, weighting: str, values: FloatArray | None = None
+    rewards: FloatArray,
+    gamma: float,
+    weighting: str,
+    values: FloatArray | None = None,
+    *,
+    last_value: float = 0.0,
+    lam: float = 1.0,
 ) -> FloatArray:
     r"""Per-step weights :math:`w_t` of one episode (the only place a weighting is defined).
 
@@ -105,7 +126,22 @@ def _episode_weights(
     :math:`G_t = \sum_{k \ge t} \gamma^{k-t} r_k`, as in
     :func:`rlnotes.score.reinforce_gradients`. ``values`` (the value estimate of each step's
     state) is accepted for weightings that need a critic; the two defined here ignore it.
+
+    Chapter 2 adds ``"reward_to_go_baseline"``: :math:`w_t = \gamma^t (G_t - \hat V(s_t))`, and
+    ``"gae"``: :math:`w_t = \gamma^t \hat A^\lambda_t` (Book: eq-vr-gae), where the value of the
+    state after the last step is ``last_value`` (0 if the episode terminated, the value of the
+    final observation if it was truncated).
     """
+    if weighting in CRITIC_WEIGHTINGS:
+        if values is None or values.shape != rewards.shape:
+            raise ValueError(f"values must have the shape of rewards {rewards.shape}")
+        scale = gamma ** np.arange(rewards.shape[0], dtype=np.float64)
+        if weighting == "reward_to_go_baseline":
+            w: FloatArray = scale * (reward_to_go(rewards, gamma) - values)
+            return w
+        next_values = np.append(values[1:], last_value)
+        w = scale * gae(rewards, values, next_values, gamma, lam)
+        return w
     T = rewards.shape[0]
     rtg = np.empty(T)
     acc = 0.0
@@ -121,13 +157,31 @@ def _episode_weights(
     raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
 
 
-def _check_learning_rate(learning_rate: Any) -> float:
+def _value_targets(
+    rewards: FloatArray,
+    gamma: float,
+    weighting: str,
+    values: FloatArray,
+    *,
+    last_value: float,
+    lam: float,
+) -> FloatArray:
+    r"""Regression targets of the critic: :math:`G_t` for ``"reward_to_go_baseline"``, the
+    :math:`\lambda`-return :math:`\hat A^\lambda_t + \hat V(s_t)` for ``"gae"``
+    (Book: eq-vr-lambda-return)."""
+    if weighting == "reward_to_go_baseline":
+        return reward_to_go(rewards, gamma)
+    next_values = np.append(values[1:], last_value)
+    return lambda_returns(rewards, values, next_values, gamma, lam)
+
+
+def _check_learning_rate(learning_rate: Any, name: str = "learning_rate") -> float:
     try:
         lr = float(learning_rate)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"learning_rate must be a real number, got {learning_rate!r}") from err
+        raise ValueError(f"{name} must be a real number, got {learning_rate!r}") from err
     if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning_rate must be finite and positive, got {lr}")
+        raise ValueError(f"{name} must be finite and positive, got {lr}")
     return lr
 
 
@@ -141,6 +195,8 @@ def train_reinforce(
     weighting: str = "reward_to_go",
     seed: int = 0,
     hidden: int = 32,
+    lam: float = 0.95,
+    value_learning_rate: float = 0.01,
 ) -> FloatArray:
     r"""Train a :class:`CategoricalMLPPolicy` with REINFORCE (Adam on :func:`reinforce_loss`).
 
@@ -150,9 +206,10 @@ def train_reinforce(
     :math:`-\frac{1}{M}\sum_k w_k \log\pi_\theta(a_k \mid s_k)` over the M steps of the batch.
     Book: eq-sf-reinforce. Source: Williams (1992).
 
-    The run is a pure function of its arguments: the network is initialised and actions are
-    sampled from torch generators seeded with ``seed`` (the global torch state is left as it
-    was), and the environment is reset with ``seed`` once, at its first episode.
+    The run is a pure function of its arguments: the network (float32, whatever torch's default
+    dtype) is initialised and actions are sampled from torch generators seeded with ``seed``
+    (the global torch state is left as it was), and the environment is reset with ``seed`` once,
+    at its first episode.
 
     Parameters
     ----------
@@ -164,11 +221,22 @@ def train_reinforce(
         Adam step size (> 0).
     gamma : float in [0, 1]
         Discount of the weights.
-    weighting : {"total", "reward_to_go"}
+    weighting : {"total", "reward_to_go", "reward_to_go_baseline", "gae"}
+        The last two (chapter 2) learn a value network :math:`\hat V` (same architecture, one
+        output) and use :math:`w_t = \gamma^t (G_t - \hat V(s_t))`, respectively
+        :math:`w_t = \gamma^t \hat A^\lambda_t` (GAE, Book: eq-vr-gae; Schulman et al. 2016).
+        The values are computed before the policy step; afterwards the critic takes
+        ``VALUE_STEPS`` Adam steps on the squared error to :math:`G_t`, respectively to the
+        :math:`\lambda`-return. A truncated episode bootstraps from the value of its final
+        observation, a terminated one does not.
     seed : int
         Non-negative seed.
     hidden : int
         Width of the policy's hidden layer.
+    lam : float in [0, 1]
+        :math:`\lambda` of ``"gae"`` (ignored otherwise).
+    value_learning_rate : float
+        Adam step size of the critic (> 0; ignored without a critic).
 
     Returns
     -------
@@ -185,6 +253,8 @@ def train_reinforce(
         raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
     sd = check_positive_int("seed", seed, minimum=0)
     width = check_positive_int("hidden", hidden)
+    lm = check_gamma(lam, "lam", allow_one=True)
+    value_lr = _check_learning_rate(value_learning_rate, "value_learning_rate")
     try:
         env = gym.make(env_id)
     except gym.error.Error as err:
@@ -197,7 +267,19 @@ def train_reinforce(
             raise ValueError(f"env_id {env_id!r} must have a Discrete action space")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sd)
-            policy = CategoricalMLPPolicy(int(obs_space.shape[0]), int(act_space.n), width)
+            policy = CategoricalMLPPolicy(
+                int(obs_space.shape[0]), int(act_space.n), width, dtype=torch.float32
+            )
+            critic: nn.Module | None = None
+            if weighting in CRITIC_WEIGHTINGS:
+                critic = nn.Sequential(
+                    nn.Linear(int(obs_space.shape[0]), width, dtype=torch.float32),
+                    nn.Tanh(),
+                    nn.Linear(width, 1, dtype=torch.float32),
+                )
+        value_optimizer = (
+            None if critic is None else torch.optim.Adam(critic.parameters(), lr=value_lr)
+        )
         sampler = torch.Generator().manual_seed(sd + 1)
         optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
         curve = np.empty(n_iter)
@@ -205,6 +287,8 @@ def train_reinforce(
         for it in range(n_iter):
             log_probs: list[torch.Tensor] = []
             weights: list[FloatArray] = []
+            value_obs: list[torch.Tensor] = []
+            value_targets: list[FloatArray] = []
             returns = np.empty(n_eps)
             for ep in range(n_eps):
                 obs, _ = env.reset(seed=sd) if first_reset else env.reset()
@@ -225,7 +309,23 @@ def train_reinforce(
                     done = bool(terminated or truncated)
                 rew = np.asarray(ep_rew)
                 returns[ep] = rew.sum()
-                weights.append(_episode_weights(rew, g, weighting))
+                if critic is None:
+                    weights.append(_episode_weights(rew, g, weighting))
+                else:
+                    obs_batch = torch.stack(ep_obs)
+                    with torch.no_grad():
+                        vals = critic(obs_batch)[:, 0].double().numpy()
+                        last = 0.0
+                        if not terminated:  # truncated: bootstrap from the final observation
+                            final = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+                            last = float(critic(final)[0])
+                    weights.append(
+                        _episode_weights(rew, g, weighting, vals, last_value=last, lam=lm)
+                    )
+                    value_obs.append(obs_batch)
+                    value_targets.append(
+                        _value_targets(rew, g, weighting, vals, last_value=last, lam=lm)
+                    )
                 logp_all = torch.log_softmax(policy(torch.stack(ep_obs)), dim=-1)
                 act_idx = torch.as_tensor(ep_act, dtype=torch.int64)[:, None]
                 log_probs.append(logp_all.gather(1, act_idx)[:, 0])
@@ -235,6 +335,14 @@ def train_reinforce(
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
+            if critic is not None and value_optimizer is not None:
+                x_v = torch.cat(value_obs)
+                y_v = torch.as_tensor(np.concatenate(value_targets), dtype=torch.float32)
+                for _ in range(VALUE_STEPS):
+                    value_loss = ((critic(x_v)[:, 0] - y_v) ** 2).mean()
+                    value_optimizer.zero_grad()
+                    value_loss.backward()
+                    value_optimizer.step()
             curve[it] = returns.mean()
     finally:
         env.close()

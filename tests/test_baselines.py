@@ -13,6 +13,7 @@ from scipy.optimize import minimize_scalar
 from rlnotes.baselines import (
     exact_gradient_variance,
     finite_horizon_values,
+    optimal_baseline_coefficients,
     optimal_constant_baseline,
 )
 from rlnotes.mdp import TabularMDP, random_mdp
@@ -111,6 +112,65 @@ def test_optimal_baseline_errors() -> None:
         optimal_constant_baseline(g, np.zeros_like(g), p)
     with pytest.raises(ValueError, match="prob"):
         optimal_constant_baseline(g, g, -p)
+
+
+# -- optimal_baseline_coefficients ------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(6, 25), k=st.integers(1, 4), d=st.integers(1, 4))
+def test_coefficients_minimize_variance(seed: int, n: int, k: int, d: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(n))
+    h = rng.standard_normal((n, k, d))
+    h -= np.einsum("n,nkd->kd", p, h)  # zero-mean controls
+    g = rng.standard_normal((n, d)) + np.einsum("nk,nkd->nd", rng.standard_normal((n, k)), h)
+    beta = optimal_baseline_coefficients(g, h, p)
+
+    def var(b: np.ndarray) -> float:
+        return exact_gradient_variance(g - np.einsum("k,nkd->nd", b, h), p)
+
+    # independent route: the gradient of the quadratic vanishes (finite differences) ...
+    eps = 1e-5
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = eps
+        assert abs(var(beta + e) - var(beta - e)) / (2 * eps) < 1e-5 * max(1.0, var(beta))
+    # ... and random perturbations never do better
+    for _ in range(5):
+        assert var(beta + 0.1 * rng.standard_normal(k)) >= var(beta) - 1e-12
+
+
+def test_coefficients_one_control_equals_constant_baseline() -> None:
+    rng = np.random.default_rng(9)
+    p = rng.dirichlet(np.ones(10))
+    h = rng.standard_normal((10, 3))
+    h -= p @ h
+    g = rng.standard_normal(10)[:, None] * h
+    beta = optimal_baseline_coefficients(g, h[:, None, :], p)
+    assert beta.shape == (1,)
+    assert beta[0] == pytest.approx(optimal_constant_baseline(g, h, p), rel=1e-10)
+
+
+def test_coefficients_zero_control_gets_zero() -> None:
+    rng = np.random.default_rng(10)
+    h = np.zeros((8, 2, 3))
+    h[:, 0] = rng.standard_normal((8, 3))
+    g = rng.standard_normal((8, 3))
+    beta = optimal_baseline_coefficients(g, h)
+    assert beta[1] == 0.0 and np.isfinite(beta[0])
+
+
+def test_coefficients_errors() -> None:
+    g = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="controls"):
+        optimal_baseline_coefficients(g, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="controls"):
+        optimal_baseline_coefficients(g, np.zeros((4, 2, 5)))
+    with pytest.raises(ValueError, match="controls"):
+        optimal_baseline_coefficients(g, np.full((4, 2, 3), np.inf))
+    with pytest.raises(ValueError, match="prob"):
+        optimal_baseline_coefficients(g, np.ones((4, 2, 3)), [0.5, 0.5])
 
 
 # -- finite_horizon_values --------------------------------------------------------------------

@@ -156,7 +156,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_every_page_renders_offline_in_chromium(built: Path, server: str) -> None:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail("chromium is not installed: run `apt-get install -y chromium` (as .ci/run does)")
+        pytest.fail("chromium is missing: run `apt-get install -y chromium` (as .ci/run does)")
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def test_every_page_renders_offline_in_chromium(built: Path, server: str) -> Non
             page.on("request", lambda r, requests=requests: requests.append(r.url))
             page.on(
                 "console",
-                lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None,
+                lambda m, errors=errors: m.type == "error" and errors.append(m.text),
             )
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             page.goto(f"{server}/{rel}", wait_until="load")

@@ -1,11 +1,11 @@
 """The chapter contract, enforced on every notebook of the book (see ../shared/DESIGN.md).
 
 - Every code cell was executed, in order, in one fresh kernel (execution counts 1..n), and no
-  committed output holds an error (nbval silently skips unexecuted cells, so this is tested here).
-- Every labelled claim (eq-, thm-, lem-, cor-) has at least one check cell naming it; every check cell
-  asserts; every label a check names exists; labels are unique.
-- Every chapter installs rlnotes in its first cell when it is missing (for Colab), from the repository
-  URL of _config.yml.
+  committed output holds an error (nbval silently skips unexecuted cells, so it is tested here).
+- Every labelled claim (eq-, thm-, lem-, cor-) has at least one check cell naming it; every check
+  cell asserts; every label a check names exists; labels are unique.
+- Every chapter installs rlnotes in its first cell when it is missing (for Colab), from the
+  repository URL of _config.yml.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def contract_problems(notebooks: list[Any]) -> list[str]:
     for nb in notebooks:
         for claim in nb.claims:
             if claim.label in defined:
-                problems.append(f"{claim.label}: defined twice ({defined[claim.label]}, {nb.docname})")
+                first = defined[claim.label]
+                problems.append(f"{claim.label}: defined twice ({first}, {nb.docname})")
             defined[claim.label] = nb.docname
     named = {label for nb in notebooks for c in nb.checks for label in c.labels}
     for nb in notebooks:
@@ -71,7 +72,8 @@ def test_contract_holds_across_the_book() -> None:
 def _fake_notebook(cells: list[dict[str, Any]], tmp_path: Path) -> Any:
     path = tmp_path / "book" / "99-fake.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
     return RLBOOK.parse_notebook(path, tmp_path)
 
 
@@ -80,7 +82,8 @@ def _md(text: str) -> dict[str, Any]:
 
 
 def _code(text: str, n: int | None = 1) -> dict[str, Any]:
-    return {"cell_type": "code", "metadata": {}, "source": text, "execution_count": n, "outputs": []}
+    return {"cell_type": "code", "metadata": {}, "source": text, "execution_count": n,
+            "outputs": []}
 
 
 def test_contract_detects_breaches(tmp_path: Path) -> None:
@@ -89,14 +92,15 @@ def test_contract_detects_breaches(tmp_path: Path) -> None:
         [
             _md("# Fake\n$$ x = 1 $$ (eq-fake-unchecked)\n\n$$ y = 2 $$ (eq-fake-checked)"),
             _md("```{prf:theorem} T\n:label: thm-fake\n\nBody.\n```"),
-            _md("```{admonition} Correction: wrong\n:class: warning\n:name: cor-fake\n\nText.\n```"),
+            _md("```{admonition} Correction: wrong\n:class: warning\n:name: cor-fake\n\nT.\n```"),
             _code("# check[numeric]: eq-fake-checked, eq-missing\nprint(1)"),
             _code("# check[visual]: thm-fake\nassert True"),
             _code("# check[symbolic]: cor-fake\nassert 1 == 1"),
         ],
         tmp_path,
     )
-    assert {c.label for c in nb.claims} == {"eq-fake-unchecked", "eq-fake-checked", "thm-fake", "cor-fake"}
+    labels = {c.label for c in nb.claims}
+    assert labels == {"eq-fake-unchecked", "eq-fake-checked", "thm-fake", "cor-fake"}
     problems = "\n".join(contract_problems([nb]))
     assert "eq-fake-unchecked has no check cell" in problems
     assert "check cell has no assert" in problems
@@ -110,7 +114,8 @@ def test_executed_top_to_bottom(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     counts = [c.get("execution_count") for c in code]
-    assert counts == list(range(1, len(code) + 1)), f"execution counts {counts}: run `make execute`"
+    expected = list(range(1, len(code) + 1))
+    assert counts == expected, f"execution counts {counts}: run `make execute`"
     for i, cell in enumerate(code):
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", f"code cell {i} has an error output"

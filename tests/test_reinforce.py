@@ -99,6 +99,10 @@ def test_mlp_policy() -> None:
         CategoricalMLPPolicy(4, 1)
     with pytest.raises(ValueError, match="hidden"):
         CategoricalMLPPolicy(4, 2, hidden=0)
+    with pytest.raises(ValueError, match="dtype"):
+        CategoricalMLPPolicy(4, 2, dtype=torch.int64)
+    pol64 = CategoricalMLPPolicy(4, 2, dtype=torch.float64)
+    assert pol64(torch.zeros(4, dtype=torch.float64)).dtype == torch.float64
 
 
 _OK = dict(n_iterations=1, episodes_per_iteration=1, learning_rate=0.01)
@@ -141,5 +145,12 @@ def test_train_smoke_is_seeded_and_pure() -> None:
     assert a.shape == (3,)
     assert np.isfinite(a).all() and (a >= 1).all() and (a <= 500).all()
     np.testing.assert_array_equal(a, b)
+    old_default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:  # a float64 default dtype neither breaks nor changes the run
+        d = train_reinforce("CartPole-v1", **kw)  # type: ignore[arg-type]
+    finally:
+        torch.set_default_dtype(old_default)
+    np.testing.assert_array_equal(a, d)
     c = train_reinforce("CartPole-v1", weighting="total", **kw)  # type: ignore[arg-type]
     assert c.shape == (3,)

@@ -24,7 +24,8 @@ NAME_PREFIXES = ("def",)
 
 _EQ_LABEL = re.compile(r"\$\$\s*\((?P<label>[a-z]+-[A-Za-z0-9_-]+)\)")
 _DIRECTIVE = re.compile(
-    r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[a-z:]+)\}[ \t]*(?P<arg>[^\n]*)\n(?P<opts>(?:[ \t]*:[a-z-]+:[^\n]*\n)*)"
+    r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[a-z:]+)\}[ \t]*(?P<arg>[^\n]*)\n"
+    r"(?P<opts>(?:[ \t]*:[a-z-]+:[^\n]*\n)*)"
     r"(?P<body>.*?)^(?P=fence)[ \t]*$",
     re.M | re.S,
 )
@@ -171,11 +172,13 @@ def errata_markdown(notebooks: list[Notebook]) -> str:
             if claim.kind != "cor":
                 continue
             title = claim.title.removeprefix("Correction:").strip() or claim.label
+            # The body is shown again here, so its equation labels must not be defined twice.
+            body = _EQ_LABEL.sub("$$", claim.body.strip())
             parts.append(
                 f"**{title}** — {{doc}}`/{nb.docname}`, {{ref}}`see the correction <{claim.label}>`"
-                f"\n\n{claim.body.strip()}\n\n---\n"
+                f"\n\n{body}\n"
             )
-    return "\n".join(parts) if parts else "No corrections yet.\n"
+    return "\n---\n\n".join(parts) if parts else "No corrections yet.\n"
 
 
 def api_markdown() -> str:
@@ -208,8 +211,8 @@ def _mentions_thebe(asset: Any) -> bool:
 def _drop_thebe_assets(
     app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Live code (Thebe) is off in _config.yml, yet sphinx-thebe still injects its loader on every
-    page, twice and with a CDN address. Drop those assets so the pages stay offline and error-free."""
+    """Drop sphinx-thebe's assets: live code (Thebe) is off in _config.yml, yet the extension still
+    injects its loader on every page, twice and with a CDN address."""
     for key in ("script_files", "css_files"):
         if key in context:
             context[key] = [a for a in context[key] if not _mentions_thebe(a)]
@@ -247,6 +250,17 @@ def setup(app: Any) -> dict[str, Any]:
         def markdown(self) -> str:
             return api_markdown()
 
+    def title_corrections(app: Any, doctree: Any) -> None:
+        """Give each Correction admonition its title as reference text, so that a plain
+        ``{ref}`cor-...``` works as it does for a section."""
+        std = app.env.get_domain("std")
+        for node in doctree.findall(nodes.admonition):
+            title = node.next_node(nodes.title)
+            for name in node["names"]:
+                if name.startswith("cor-") and title is not None and node["ids"]:
+                    std.labels[name] = (app.env.docname, node["ids"][0], title.astext())
+
+    app.connect("doctree-read", title_corrections)
     app.connect("html-page-context", _drop_thebe_assets)
     app.add_directive("verification-ledger", VerificationLedger)
     app.add_directive("errata-list", ErrataList)

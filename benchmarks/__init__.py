@@ -1,0 +1,1 @@
+"""Speed benchmarks of rlnotes against the libraries a reader would otherwise use."""
