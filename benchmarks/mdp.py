@@ -7,11 +7,11 @@ seed=SEED)``: Dirichlet(1) transition rows, standard-normal rewards.
 Two tasks:
 
 * **policy evaluation** of a fixed policy (a random stochastic one, and a random deterministic
-  one): ``rlnotes.policy_evaluation`` (certified ``tol = 1e-10``; matrix-free GMRES on
-  :math:`P_\\pi` here) against ``numpy.linalg.solve`` on :math:`I - \\gamma P_\\pi`. The peer is
-  timed twice: the whole computation a user writes (build :math:`P_\\pi` with ``einsum``, solve,
-  then :math:`Q = R + \\gamma P V`, the same outputs as rlnotes) and the solve alone on a
-  prebuilt matrix. The ratio uses the faster of the two.
+  one): ``rlnotes.policy_evaluation`` (certified ``tol = 1e-10``; here GMRES, which only
+  multiplies by :math:`P_\\pi`) against ``numpy.linalg.solve`` on :math:`I - \\gamma P_\\pi`.
+  The peer is timed twice: the whole computation a user writes (build :math:`P_\\pi` with
+  ``einsum``, solve, then :math:`Q = R + \\gamma P V`, the same outputs as rlnotes) and the
+  solve alone on a prebuilt matrix. The ratio uses the faster of the two.
 * **optimal values to a guaranteed 1e-8**: ``rlnotes.policy_iteration`` and
   ``rlnotes.value_iteration(stopping="span")`` against pymdptoolbox's ``PolicyIteration``
   (``run()`` only; converting the model to its ``(A, S, S)`` layout and its input check are
@@ -92,11 +92,25 @@ def _numpy_full(mdp: rlnotes.TabularMDP, pi: Array) -> tuple[Array, Array]:
     return V, Q
 
 
-def _row(task: str, method: str, seconds: float | None, bound: float | None,
-         vs_ref: float | None, baseline_s: float | None, note: str = "") -> dict[str, Any]:
+def _row(
+    task: str,
+    method: str,
+    seconds: float | None,
+    bound: float | None,
+    vs_ref: float | None,
+    baseline_s: float | None,
+    note: str = "",
+) -> dict[str, Any]:
     ratio = baseline_s / seconds if (baseline_s is not None and seconds) else None
-    return {"task": task, "method": method, "ms": None if seconds is None else 1e3 * seconds,
-            "bound": bound, "vs_ref": vs_ref, "ratio": ratio, "note": note}
+    return {
+        "task": task,
+        "method": method,
+        "ms": None if seconds is None else 1e3 * seconds,
+        "bound": bound,
+        "vs_ref": vs_ref,
+        "ratio": ratio,
+        "note": note,
+    }
 
 
 def measure_policy_evaluation(mdp: rlnotes.TabularMDP, k: int) -> list[dict[str, Any]]:
@@ -112,7 +126,8 @@ def measure_policy_evaluation(mdp: rlnotes.TabularMDP, k: int) -> list[dict[str,
         r_pi = np.einsum("sa,sa->s", pi, mdp.R)
         cands: dict[str, Callable[[], Any]] = {
             "rlnotes.policy_evaluation": lambda pi=pi: rlnotes.policy_evaluation(
-                mdp, pi, tol=EVAL_TOL),
+                mdp, pi, tol=EVAL_TOL
+            ),
             "numpy: einsum + solve + Q": lambda pi=pi: _numpy_full(mdp, pi),
             "numpy.linalg.solve only": lambda M=M, r_pi=r_pi: np.linalg.solve(M, r_pi),
         }
@@ -123,13 +138,28 @@ def measure_policy_evaluation(mdp: rlnotes.TabularMDP, k: int) -> list[dict[str,
         V_np, Q_np = outs["numpy: einsum + solve + Q"]
         assert np.allclose(Q_ours, Q_np, atol=1e-8)
         task = f"policy evaluation, {label}"
-        rows.append(_row(task, "rlnotes.policy_evaluation", best["rlnotes.policy_evaluation"],
-                         _policy_residual_bound(mdp, pi, V_ours),
-                         float(np.max(np.abs(V_ours - V_ref))), base))
+        rows.append(
+            _row(
+                task,
+                "rlnotes.policy_evaluation",
+                best["rlnotes.policy_evaluation"],
+                _policy_residual_bound(mdp, pi, V_ours),
+                float(np.max(np.abs(V_ours - V_ref))),
+                base,
+            )
+        )
         for name in ("numpy: einsum + solve + Q", "numpy.linalg.solve only"):
             V = V_np if name.startswith("numpy:") else V_ref
-            rows.append(_row(task, name, best[name], _policy_residual_bound(mdp, pi, V),
-                             float(np.max(np.abs(V - V_ref))), base))
+            rows.append(
+                _row(
+                    task,
+                    name,
+                    best[name],
+                    _policy_residual_bound(mdp, pi, V),
+                    float(np.max(np.abs(V - V_ref))),
+                    base,
+                )
+            )
     return rows
 
 
@@ -171,7 +201,8 @@ def measure_optimal_values(mdp: rlnotes.TabularMDP, k: int, quick: bool) -> list
     cands: dict[str, Callable[[], Any]] = {
         "rlnotes.policy_iteration": lambda: rlnotes.policy_iteration(mdp, tol=OPT_TOL),
         "rlnotes.value_iteration span": lambda: rlnotes.value_iteration(
-            mdp, OPT_TOL, stopping="span"),
+            mdp, OPT_TOL, stopping="span"
+        ),
     }
     best: dict[str, float] = {}
     outs: dict[str, Any] = {}
@@ -193,7 +224,8 @@ def measure_optimal_values(mdp: rlnotes.TabularMDP, k: int, quick: bool) -> list
                 out = peer.run()
                 dt = time.perf_counter() - t0
                 best["pymdptoolbox PolicyIteration"] = min(
-                    best.get("pymdptoolbox PolicyIteration", np.inf), dt)
+                    best.get("pymdptoolbox PolicyIteration", np.inf), dt
+                )
                 outs.setdefault("pymdptoolbox PolicyIteration", out)
     finally:
         if gc_was:
@@ -205,25 +237,59 @@ def measure_optimal_values(mdp: rlnotes.TabularMDP, k: int, quick: bool) -> list
     rows = []
     for name in cands:
         res = outs[name]
-        rows.append(_row(task, name, best[name], res.error_bound,
-                         float(np.max(np.abs(res.V - V_ref))), base,
-                         note=f"{res.iterations} iterations"))
+        rows.append(
+            _row(
+                task,
+                name,
+                best[name],
+                res.error_bound,
+                float(np.max(np.abs(res.V - V_ref))),
+                base,
+                note=f"{res.iterations} iterations",
+            )
+        )
     if peer is not None:
-        rows.append(_row(task, "pymdptoolbox PolicyIteration", base,
-                         _optimality_residual_bound(mdp, V_ref), 0.0, base))
+        rows.append(
+            _row(
+                task,
+                "pymdptoolbox PolicyIteration",
+                base,
+                _optimality_residual_bound(mdp, V_ref),
+                0.0,
+                base,
+            )
+        )
     else:
-        rows.append(_row(task, "pymdptoolbox PolicyIteration", None, None, None, None,
-                         note="not installed"))
+        rows.append(
+            _row(task, "pymdptoolbox PolicyIteration", None, None, None, None, note="not installed")
+        )
     if quick:
-        rows.append(_row(task, "rlnotes.value_iteration sup (plain)", None, None, None, None,
-                         note="skipped in quick mode"))
+        rows.append(
+            _row(
+                task,
+                "rlnotes.value_iteration sup (plain)",
+                None,
+                None,
+                None,
+                None,
+                note="skipped in quick mode",
+            )
+        )
     else:
         t0 = time.perf_counter()
         res = rlnotes.value_iteration(mdp, OPT_TOL, stopping="sup")
         dt = time.perf_counter() - t0
-        rows.append(_row(task, "rlnotes.value_iteration sup (plain)", dt, res.error_bound,
-                         float(np.max(np.abs(res.V - V_ref))), base,
-                         note=f"{res.iterations} iterations, run once"))
+        rows.append(
+            _row(
+                task,
+                "rlnotes.value_iteration sup (plain)",
+                dt,
+                res.error_bound,
+                float(np.max(np.abs(res.V - V_ref))),
+                base,
+                note=f"{res.iterations} iterations, run once",
+            )
+        )
     return rows
 
 
@@ -243,20 +309,26 @@ def _fmt(x: float | None, spec: str, width: int) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width text table of the rows of :func:`measure` (times in ms)."""
-    head = (f"{'task':<40}{'method':<37}{'ms':>10}{'bound':>10}{'vs ref':>10}{'ratio':>8}"
-            f"  note")
-    lines = [f"dense random MDP: S={N_STATES}, A={N_ACTIONS}, gamma={GAMMA}, seed={SEED}",
-             head, "-" * len(head)]
+    head = f"{'task':<40}{'method':<37}{'ms':>10}{'bound':>10}{'vs ref':>10}{'ratio':>8}  note"
+    lines = [
+        f"dense random MDP: S={N_STATES}, A={N_ACTIONS}, gamma={GAMMA}, seed={SEED}",
+        head,
+        "-" * len(head),
+    ]
     last_task = None
     for r in rows:
         task = r["task"] if r["task"] != last_task else ""
         last_task = r["task"]
-        lines.append(f"{task:<40}{r['method']:<37}{_fmt(r['ms'], '.1f', 10)}"
-                     f"{_fmt(r['bound'], '.1e', 10)}{_fmt(r['vs_ref'], '.1e', 10)}"
-                     f"{_fmt(r['ratio'], '.2f', 8)}  {r['note']}")
-    lines.append("ms: best-of-k wall clock; bound: certified sup-norm error bound of V; vs ref: "
-                 "sup-norm distance to the reference V; ratio: baseline / method (>= 1: at least "
-                 "as fast); baselines: the faster numpy route, pymdptoolbox PolicyIteration.run()")
+        lines.append(
+            f"{task:<40}{r['method']:<37}{_fmt(r['ms'], '.1f', 10)}"
+            f"{_fmt(r['bound'], '.1e', 10)}{_fmt(r['vs_ref'], '.1e', 10)}"
+            f"{_fmt(r['ratio'], '.2f', 8)}  {r['note']}"
+        )
+    lines.append(
+        "ms: best-of-k wall clock; bound: certified sup-norm error bound of V; vs ref: "
+        "sup-norm distance to the reference V; ratio: baseline / method (>= 1: at least "
+        "as fast); baselines: the faster numpy route, pymdptoolbox PolicyIteration.run()"
+    )
     return "\n".join(lines)
 
 

@@ -95,3 +95,10 @@ def check_bool_flags(name: str, flags: Any, shape: tuple[int, ...]) -> NDArray[n
         arr = arr.astype(bool)
     check_shape(name, arr, shape)
     return arr
+
+
+def read_only_copy(arr: Any, dtype: Any = np.float64) -> NDArray[Any]:
+    """A private copy of ``arr`` as ``dtype`` that cannot be written to (for frozen dataclasses)."""
+    out = np.array(arr, dtype=dtype, copy=True)
+    out.setflags(write=False)
+    return out

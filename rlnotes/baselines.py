@@ -21,7 +21,7 @@ from rlnotes._validation import (
     check_positive_int,
     check_shape,
 )
-from rlnotes.mdp import TabularMDP
+from rlnotes.mdp import TabularMDP, check_mdp
 
 
 def _flat_grads(name: str, grads: Any) -> FloatArray:
@@ -187,8 +187,7 @@ def finite_horizon_values(
     Q : array, shape (H, S, A)
         ``Q[t, s, a]``; the advantage is ``Q[t] - V[t][:, None]``.
     """
-    if not isinstance(mdp, TabularMDP):
-        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+    mdp = check_mdp(mdp)
     policy = mdp.check_policy(pi)
     H = check_positive_int("horizon", horizon)
     g = mdp.gamma if discount is None else check_gamma(discount, "discount", allow_one=True)

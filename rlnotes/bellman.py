@@ -5,9 +5,10 @@ vectorized over the model: one product of the ``(S A) x S`` matrix ``P`` with a 
 application.
 
 Policy evaluation solves :math:`(I - \gamma P_\pi) V = r_\pi` with a certified error bound.
-Small models use a direct LU solve; large ones use matrix-free GMRES (Saad and Schultz 1986)
-on :math:`P_\pi`, whose result is accepted only when the bound of
-:func:`policy_evaluation` proves it accurate, and otherwise falls back to the direct solve.
+Small models use a direct LU solve; large ones use GMRES (Saad and Schultz 1986), which only
+multiplies vectors by :math:`P_\pi` and never factors :math:`I - \gamma P_\pi`. Its result is
+accepted only when the bound of :func:`policy_evaluation` proves it accurate; otherwise the
+direct solve is used.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from scipy.sparse.linalg import LinearOperator, gmres
 
 from rlnotes._validation import FloatArray, as_float_array
-from rlnotes.mdp import TabularMDP
+from rlnotes.mdp import TabularMDP, check_mdp
 
 #: Models with at most this many states are evaluated by a direct dense solve.
 DIRECT_SOLVE_MAX_STATES = 400
@@ -78,6 +79,7 @@ def bellman_operator(mdp: TabularMDP, Q: Any, pi: Any) -> FloatArray:
     -------
     array, shape (S, A)
     """
+    mdp = check_mdp(mdp)
     Qa = mdp.check_q(Q)
     pia = mdp.check_policy(pi)
     return lookahead(mdp, np.einsum("sa,sa->s", pia, Qa))
@@ -104,6 +106,7 @@ def bellman_optimality_operator(mdp: TabularMDP, Q: Any) -> FloatArray:
     -------
     array, shape (S, A)
     """
+    mdp = check_mdp(mdp)
     Qa = mdp.check_q(Q)
     return lookahead(mdp, Qa.max(axis=1))
 
@@ -123,9 +126,7 @@ def policy_model(mdp: TabularMDP, pi: FloatArray) -> tuple[FloatArray, FloatArra
     return P_pi, r_pi
 
 
-def deterministic_policy_model(
-    mdp: TabularMDP, actions: IntArray
-) -> tuple[FloatArray, FloatArray]:
+def deterministic_policy_model(mdp: TabularMDP, actions: IntArray) -> tuple[FloatArray, FloatArray]:
     r""":math:`P_\pi` and :math:`r_\pi` of the deterministic policy ``s -> actions[s]``."""
     rows = np.arange(mdp.n_states)
     P_pi: FloatArray = mdp.P[rows, actions]
@@ -133,9 +134,7 @@ def deterministic_policy_model(
     return P_pi, r_pi
 
 
-def residual_bound(
-    P_pi: FloatArray, r_pi: FloatArray, gamma: float, V: FloatArray
-) -> float:
+def residual_bound(P_pi: FloatArray, r_pi: FloatArray, gamma: float, V: FloatArray) -> float:
     r"""The certificate :math:`\|T^\pi V - V\|_\infty / (1 - \gamma)`.
 
     It bounds :math:`\|V - V^\pi\|_\infty` from above.
@@ -199,8 +198,19 @@ def _gmres_values(
 
     op = LinearOperator((S, S), matvec=matvec, dtype=np.float64)
     # ||res||_inf <= ||res||_2, so a 2-norm residual below tol (1 - gamma) / 2 certifies tol / 2.
-    x, info = gmres(op, r_pi, x0=V0, rtol=0.0, atol=0.5 * tol * (1.0 - gamma),
-                    restart=30, maxiter=10)
+    # A dense LU solve typically takes as long as about S / 17 products with P_pi (BLAS-3
+    # against memory-bound BLAS-2), so GMRES gives up after about S / 30 products.
+    budget = max(30, S // 30)
+    restart = 30
+    x, info = gmres(
+        op,
+        r_pi,
+        x0=V0,
+        rtol=0.0,
+        atol=0.5 * tol * (1.0 - gamma),
+        restart=restart,
+        maxiter=max(1, budget // restart),
+    )
     if info < 0 or not np.all(np.isfinite(x)):
         return None
     out: FloatArray = np.asarray(x, dtype=np.float64)
@@ -227,10 +237,11 @@ def policy_evaluation(
     which holds because :math:`(I - \gamma P_\pi)(V - V^\pi) = V - T^\pi V` and
     :math:`\|(I - \gamma P_\pi)^{-1}\|_\infty = 1/(1 - \gamma)`; then
     :math:`\|Q - Q^\pi\|_\infty \le \gamma\,\mathrm{tol}`. Models with more than
-    ``DIRECT_SOLVE_MAX_STATES`` states are solved matrix-free by GMRES (Saad and Schultz 1986),
-    checked against the bound, and re-solved directly if the check fails; smaller ones are
-    solved directly. If rounding makes ``tol`` unreachable even by the direct solve, a
-    ``RuntimeWarning`` states the bound achieved. Book: eq-bell-qpi-fixed.
+    ``DIRECT_SOLVE_MAX_STATES`` states are solved by GMRES (Saad and Schultz 1986), which only
+    multiplies by :math:`P_\pi`; the result is checked against the bound and re-solved
+    directly if the check fails. Smaller ones are solved directly. If rounding makes ``tol``
+    unreachable even by the direct solve, a ``RuntimeWarning`` states the bound achieved.
+    Book: eq-bell-qpi-fixed.
     Source: Puterman (1994), sec. 6.1.
 
     Parameters
@@ -240,14 +251,17 @@ def policy_evaluation(
     pi : array, shape (S, A)
         Policy ``pi[s, a]``; rows sum to 1.
     tol : float, optional
-        Guaranteed bound on :math:`\|V - V^\pi\|_\infty` (default 1e-10), up to the rounding
-        of the residual itself.
+        Guaranteed bound on :math:`\|V - V^\pi\|_\infty` (default 1e-10). The residual is
+        itself computed in floating point; its rounding error, of the order of
+        :math:`\epsilon_{\mathrm{mach}} \|V\|_\infty` per entry, is not included, so
+        ``tol`` should stay well above :math:`10^{-15} \|V\|_\infty / (1 - \gamma)`.
 
     Returns
     -------
     V : array, shape (S,)
     Q : array, shape (S, A)
     """
+    mdp = check_mdp(mdp)
     pia = mdp.check_policy(pi)
     t = check_tol(tol)
     P_pi, r_pi = policy_model(mdp, pia)

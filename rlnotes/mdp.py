@@ -20,13 +20,8 @@ from rlnotes._validation import (
     check_gamma,
     check_positive_int,
     check_shape,
+    read_only_copy,
 )
-
-
-def _frozen(arr: FloatArray) -> FloatArray:
-    out = np.array(arr, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,10 +65,10 @@ class TabularMDP:
             mu0 = check_finite("mu0", as_float_array("mu0", self.mu0, ndim=1))
             check_shape("mu0", mu0, (n_states,))
             check_distribution("mu0", mu0)
-        object.__setattr__(self, "P", _frozen(P))
-        object.__setattr__(self, "R", _frozen(R))
+        object.__setattr__(self, "P", read_only_copy(P))
+        object.__setattr__(self, "R", read_only_copy(R))
         object.__setattr__(self, "gamma", gamma)
-        object.__setattr__(self, "mu0", _frozen(mu0))
+        object.__setattr__(self, "mu0", read_only_copy(mu0))
 
     @property
     def n_states(self) -> int:
@@ -196,6 +191,13 @@ def discrete_space_size(name: str, space: Any) -> int:
     if n is None or int(getattr(space, "start", 0)) != 0:
         raise ValueError(f"{name} must be a gymnasium Discrete space starting at 0, got {space!r}")
     return check_positive_int(name, int(n))
+
+
+def check_mdp(mdp: Any, name: str = "mdp") -> TabularMDP:
+    """Require a :class:`TabularMDP` (the validated model every tabular algorithm takes)."""
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"{name} must be a TabularMDP, got {type(mdp).__name__}")
+    return mdp
 
 
 def random_mdp(

@@ -2,7 +2,9 @@ r"""Value iteration and policy iteration with certified sup-norm error bounds.
 
 Both return a :class:`PlanningResult`. Each bound used here follows from the contraction of
 :math:`T^*` and its monotonicity (Puterman 1994, secs. 6.3 and 6.6; Bertsekas and Tsitsiklis 1996,
-sec. 2.2); the book derives them in chapter 3.
+sec. 2.2); the book derives them in chapter 3. The bounds are evaluated in floating point:
+rounding of the order of :math:`\epsilon_{\mathrm{mach}} \|V\|_\infty / (1 - \gamma)` is not
+included, so ``tol`` should stay well above it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rlnotes.bellman import (
     lookahead,
     solve_policy_values,
 )
-from rlnotes.mdp import TabularMDP
+from rlnotes.mdp import TabularMDP, check_mdp
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,6 +151,7 @@ def value_iteration(
     -------
     PlanningResult
     """
+    mdp = check_mdp(mdp)
     t = check_tol(tol)
     if stopping not in ("sup", "span"):
         raise ValueError(f"stopping must be 'sup' or 'span', got {stopping!r}")
@@ -239,6 +242,7 @@ def policy_iteration(
     -------
     PlanningResult
     """
+    mdp = check_mdp(mdp)
     t = check_tol(tol)
     n_max = check_positive_int("max_iterations", max_iterations)
     gamma = mdp.gamma
@@ -265,7 +269,13 @@ def policy_iteration(
         if not improve.any():
             if bound <= t:
                 return _result(Q, actions, k, bound, residuals)
-            eval_tol /= 10.0  # stable but not yet certified: evaluate more accurately
+            # Stable but not yet certified: evaluate more accurately, within reason.
+            eval_tol /= 10.0
+            if eval_tol < 1e-6 * t:
+                raise RuntimeError(
+                    f"policy_iteration: tol={t:.3g} cannot be certified in floating point "
+                    f"(Bellman-residual bound {bound:.3g} with a stable policy)"
+                )
         actions = np.where(improve, best, actions)
     raise RuntimeError(
         f"policy_iteration: tol={t:.3g} not certified within max_iterations={n_max} "

@@ -148,8 +148,10 @@ def q_learning(
         if ref.shape == (S + 1, A):
             ref = ref[:S]
         check_shape("Q_ref", ref, (S, A))
-    every = max(1, T // 100) if record_every is None else check_positive_int(
-        "record_every", record_every
+    every = (
+        max(1, T // 100)
+        if record_every is None
+        else check_positive_int("record_every", record_every)
     )
     if not isinstance(keep_snapshots, bool):
         raise ValueError(f"keep_snapshots must be a bool, got {keep_snapshots!r}")

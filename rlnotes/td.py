@@ -24,7 +24,8 @@ from rlnotes._validation import (
     check_positive_int,
     check_shape,
 )
-from rlnotes.mdp import TabularMDP
+from rlnotes.bellman import policy_model
+from rlnotes.mdp import TabularMDP, check_mdp
 
 __all__ = [
     "BairdCounterexample",
@@ -86,10 +87,8 @@ def policy_chain(mdp: TabularMDP, pi: Any) -> tuple[FloatArray, FloatArray]:
     P_pi : array, shape (S, S)
     r_pi : array, shape (S,)
     """
-    if not isinstance(mdp, TabularMDP):
-        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-    p = mdp.check_policy(pi)
-    return np.einsum("sa,sat->st", p, mdp.P), np.einsum("sa,sa->s", p, mdp.R)
+    mdp = check_mdp(mdp)
+    return policy_model(mdp, mdp.check_policy(pi))
 
 
 def stationary_distribution(P_pi: Any) -> FloatArray:
@@ -400,9 +399,9 @@ def residual_gradient_update(
 
 @dataclass(frozen=True, eq=False)
 class BairdCounterexample:
-    """Baird's star problem as data.
+    """Baird's star problem as data (built by :func:`baird_counterexample`).
 
-    Attributes
+    Parameters
     ----------
     mdp : TabularMDP
         Seven states, two actions (0 = dashed, 1 = solid), zero rewards, uniform ``mu0``.

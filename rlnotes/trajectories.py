@@ -26,8 +26,9 @@ from rlnotes._validation import (
     check_gamma,
     check_positive_int,
     check_shape,
+    read_only_copy,
 )
-from rlnotes.mdp import TabularMDP
+from rlnotes.mdp import TabularMDP, check_mdp
 from rlnotes.policies import _check_theta, softmax_policy
 
 IntArray = NDArray[np.int64]
@@ -77,10 +78,10 @@ class Trajectories:
             prob = check_finite("prob", as_float_array("prob", self.prob, ndim=1))
             check_shape("prob", prob, (states.shape[1],))
             check_distribution("prob", prob)
-        object.__setattr__(self, "states", _frozen_int(states))
-        object.__setattr__(self, "actions", _frozen_int(actions))
-        object.__setattr__(self, "rewards", _frozen_float(rewards))
-        object.__setattr__(self, "prob", None if prob is None else _frozen_float(prob))
+        object.__setattr__(self, "states", read_only_copy(states, np.int64))
+        object.__setattr__(self, "actions", read_only_copy(actions, np.int64))
+        object.__setattr__(self, "rewards", read_only_copy(rewards))
+        object.__setattr__(self, "prob", None if prob is None else read_only_copy(prob))
 
     @property
     def horizon(self) -> int:
@@ -91,24 +92,6 @@ class Trajectories:
     def n_trajectories(self) -> int:
         """The number N of trajectories."""
         return int(self.states.shape[1])
-
-
-def _frozen_int(arr: NDArray[Any]) -> IntArray:
-    out = np.array(arr, dtype=np.int64, copy=True)
-    out.setflags(write=False)
-    return out
-
-
-def _frozen_float(arr: FloatArray) -> FloatArray:
-    out = np.array(arr, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
-
-
-def _check_mdp(mdp: Any) -> TabularMDP:
-    if not isinstance(mdp, TabularMDP):
-        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-    return mdp
 
 
 def enumerate_trajectories(
@@ -137,7 +120,7 @@ def enumerate_trajectories(
     Trajectories
         With ``prob`` set; ``prob`` sums to 1.
     """
-    m = _check_mdp(mdp)
+    m = check_mdp(mdp)
     p = m.check_policy(pi)
     H = check_positive_int("horizon", horizon)
     cap = check_positive_int("max_trajectories", max_trajectories)
@@ -223,7 +206,7 @@ def sample_trajectories(
     Trajectories
         With ``prob=None``.
     """
-    m = _check_mdp(mdp)
+    m = check_mdp(mdp)
     p = m.check_policy(pi)
     H = check_positive_int("horizon", horizon)
     N = check_positive_int("n_episodes", n_episodes)
@@ -274,7 +257,7 @@ def finite_horizon_objective(
     -------
     float, or a 0-d torch.Tensor when ``theta`` is a tensor.
     """
-    m = _check_mdp(mdp)
+    m = check_mdp(mdp)
     H = check_positive_int("horizon", horizon)
     g = m.gamma if discount is None else check_gamma(discount, "discount", allow_one=True)
     if isinstance(theta, torch.Tensor):

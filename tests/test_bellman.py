@@ -158,7 +158,9 @@ def test_policy_evaluation_large_model_uses_certified_krylov(
     _, bound, method = bellman.solve_policy_values(
         *bellman.policy_model(mdp, mdp.check_policy(pi)), gamma, 1e-10
     )
-    assert method == "gmres" and bound <= 1e-10
+    assert bound <= 1e-10
+    if branching is None:  # fast mixing: GMRES succeeds; otherwise it may hand over to LU
+        assert method == "gmres"
     P_pi = np.einsum("sa,sat->st", pi, mdp.P)
     r_pi = np.einsum("sa,sa->s", pi, mdp.R)
     V_ref = np.linalg.solve(np.eye(S) - gamma * P_pi, r_pi)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+import rlnotes
 from rlnotes.mdp import TabularMDP, random_mdp
 
 
@@ -231,3 +233,20 @@ def test_from_gymnasium_values_match_monte_carlo(name: str, gamma: float) -> Non
         naive = _naive_model(env, mdp)
         V_naive, _ = policy_evaluation(naive, pi[:-1])
         assert abs(returns.mean() - float(naive.mu0 @ V_naive)) > 4 * se
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: rlnotes.bellman_operator(m, np.zeros((2, 2)), np.full((2, 2), 0.5)),
+        lambda m: rlnotes.bellman_optimality_operator(m, np.zeros((2, 2))),
+        lambda m: rlnotes.policy_evaluation(m, np.full((2, 2), 0.5)),
+        lambda m: rlnotes.value_iteration(m, 1e-6),
+        lambda m: rlnotes.policy_iteration(m),
+        lambda m: rlnotes.enumerate_trajectories(m, np.full((2, 2), 0.5), 2),
+        lambda m: rlnotes.policy_chain(m, np.full((2, 2), 0.5)),
+    ],
+)
+def test_tabular_algorithms_reject_what_is_not_a_tabular_mdp(call: Any) -> None:
+    with pytest.raises(ValueError, match="mdp must be a TabularMDP"):
+        call({"P": np.eye(2)})

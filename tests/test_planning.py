@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -203,3 +204,9 @@ def test_validation_errors() -> None:
         policy_iteration(mdp, pi0=np.full((3, 2), 0.3))
     with pytest.raises(RuntimeError, match="max_iterations"):
         value_iteration(mdp, 1e-12, max_iterations=3)
+    # Values of size 1e7 carry rounding errors near 1e-9: tol = 1e-12 cannot be certified.
+    base = random_mdp(30, 2, 0.9, seed=0)
+    big = TabularMDP(P=base.P, R=1e6 * base.R, gamma=0.9)
+    with pytest.raises(RuntimeError, match="floating point"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the evaluations warn on the way
+        policy_iteration(big, tol=1e-12)

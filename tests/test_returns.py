@@ -24,7 +24,9 @@ def _columns(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def ref_reward_to_go(r: np.ndarray, gamma: float, term: np.ndarray, trunc: np.ndarray) -> np.ndarray:
+def ref_reward_to_go(
+    r: np.ndarray, gamma: float, term: np.ndarray, trunc: np.ndarray
+) -> np.ndarray:
     r2, te, tr = _columns(r), _columns(term), _columns(trunc)
     out = np.zeros(r2.shape)
     n_steps, n_envs = r2.shape
@@ -113,17 +115,19 @@ def make_inputs(
 @contextlib.contextmanager
 def dispatch(mode: str) -> Iterator[None]:
     """Force one of the solver paths of rlnotes.returns, so every kernel meets every input."""
-    saved = (R._MIN_ENVS_FOR_TIME_LOOP, R._MIN_STEPS_FOR_THREADS)
-    if mode == "time_loop":
-        R._MIN_ENVS_FOR_TIME_LOOP = 1
-    elif mode == "compiled":
+    saved = (R._MIN_ENVS_FOR_TIME_LOOP, R._MAX_SPARSE_ENDS_PER_STEP, R._CHUNK)
+    if mode == "time_loop":  # sparse episode ends patched one by one
+        R._MIN_ENVS_FOR_TIME_LOOP, R._MAX_SPARSE_ENDS_PER_STEP = 1, float("inf")
+    elif mode == "time_loop_dense":  # a coefficient row per step
+        R._MIN_ENVS_FOR_TIME_LOOP, R._MAX_SPARSE_ENDS_PER_STEP = 1, -1.0
+    elif mode == "compiled":  # LAPACK on each environment's sequence, end to end
         R._MIN_ENVS_FOR_TIME_LOOP = 10**9
-    elif mode == "threads":
-        R._MIN_ENVS_FOR_TIME_LOOP, R._MIN_STEPS_FOR_THREADS = 10**9, 1
+    elif mode == "chunked":  # the same in chunks of 3 steps joined by their carries
+        R._MIN_ENVS_FOR_TIME_LOOP, R._CHUNK = 10**9, 3
     try:
         yield
     finally:
-        R._MIN_ENVS_FOR_TIME_LOOP, R._MIN_STEPS_FOR_THREADS = saved
+        R._MIN_ENVS_FOR_TIME_LOOP, R._MAX_SPARSE_ENDS_PER_STEP, R._CHUNK = saved
 
 
 shapes = st.one_of(
@@ -132,34 +136,52 @@ shapes = st.one_of(
 )
 unit = st.one_of(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]), st.floats(0.0, 1.0))
 probs = st.sampled_from([0.0, 0.05, 0.2, 0.5, 1.0])
-modes = st.sampled_from(["default", "time_loop", "compiled", "threads"])
+MODES = ["default", "time_loop", "time_loop_dense", "compiled", "chunked"]
+modes = st.sampled_from(MODES)
 seeds = st.integers(0, 2**31 - 1)
 
 
 # -- differential tests ---------------------------------------------------------------------
 
 
+def relayout(x: np.ndarray, layout: str) -> np.ndarray:
+    """The same values in another memory layout: Fortran order, or a strided view."""
+    if layout == "F":
+        return np.asfortranarray(x)
+    if layout == "strided":
+        wide = np.zeros((2 * x.shape[0], *x.shape[1:]), dtype=x.dtype)
+        wide[::2] = x
+        return wide[::2]
+    return x
+
+
+layouts = st.sampled_from(["C", "F", "strided"])
+
+
 @settings(max_examples=250, deadline=None)
-@given(seed=seeds, shape=shapes, gamma=unit, lam=unit, p_term=probs, p_trunc=probs, mode=modes)
+@given(seed=seeds, shape=shapes, gamma=unit, lam=unit, p_term=probs, p_trunc=probs, mode=modes,
+       layout=layouts)
 def test_gae_matches_loop(
     seed: int, shape: tuple[int, ...], gamma: float, lam: float, p_term: float, p_trunc: float,
-    mode: str,
+    mode: str, layout: str,
 ) -> None:
     d = make_inputs(seed, shape, p_term, p_trunc)
     expected = ref_gae(d["rewards"], d["values"], d["next_values"], gamma, lam,
                        d["terminated"], d["truncated"])
     with dispatch(mode):
-        got = rlnotes.gae(gamma=gamma, lam=lam, **d)
+        got = rlnotes.gae(gamma=gamma, lam=lam, **{k: relayout(v, layout) for k, v in d.items()})
     assert got.shape == shape and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
 @settings(max_examples=250, deadline=None)
-@given(seed=seeds, shape=shapes, gamma=unit, p_term=probs, p_trunc=probs, mode=modes)
+@given(seed=seeds, shape=shapes, gamma=unit, p_term=probs, p_trunc=probs, mode=modes,
+       layout=layouts)
 def test_reward_to_go_matches_loop(
-    seed: int, shape: tuple[int, ...], gamma: float, p_term: float, p_trunc: float, mode: str
+    seed: int, shape: tuple[int, ...], gamma: float, p_term: float, p_trunc: float, mode: str,
+    layout: str,
 ) -> None:
-    d = make_inputs(seed, shape, p_term, p_trunc)
+    d = {k: relayout(v, layout) for k, v in make_inputs(seed, shape, p_term, p_trunc).items()}
     expected = ref_reward_to_go(d["rewards"], gamma, d["terminated"], d["truncated"])
     with dispatch(mode):
         got = rlnotes.reward_to_go(d["rewards"], gamma, d["terminated"], d["truncated"])
@@ -219,11 +241,11 @@ def test_discounted_cumsum_matches_loop(
     np.testing.assert_allclose(got, np.moveaxis(expected, 0, axis), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("mode", ["default", "time_loop", "compiled", "threads"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(150_000,), (150_000, 1), (2000, 3), (600, 200)])
 @pytest.mark.parametrize("boundaries", [False, True])
 def test_large_inputs_every_path(mode: str, shape: tuple[int, ...], boundaries: bool) -> None:
-    # long enough for the threaded split and its carry, and for the time loop over many envs
+    # long sequences, and many environments, with the benchmark's boundary rates
     d = make_inputs(7, shape, 1e-3 if boundaries else 0.0, 5e-4 if boundaries else 0.0)
     with dispatch(mode):
         got = rlnotes.gae(gamma=0.99, lam=0.95, **d)
@@ -235,14 +257,13 @@ def test_large_inputs_every_path(mode: str, shape: tuple[int, ...], boundaries: 
     np.testing.assert_allclose(rtg, exp_rtg, rtol=1e-11, atol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["default", "threads"])
-def test_undiscounted_long_sequence_carries_across_the_split(mode: str) -> None:
-    # gamma = lam = 1: the carry never decays, so the split's correction spans the whole half
-    n = 100_000
-    r = np.ones(n)
+@pytest.mark.parametrize("mode", MODES)
+def test_undiscounted_long_sequence_is_exact(mode: str) -> None:
+    # gamma = 1: integer sums, exact in float64 whatever the order of the additions
     with dispatch(mode):
-        got = rlnotes.reward_to_go(r, 1.0)
-    np.testing.assert_array_equal(got, np.arange(n, 0, -1, dtype=np.float64))
+        got = rlnotes.reward_to_go(np.ones((100_000, 2)), 1.0)
+    expected = np.arange(100_000, 0, -1, dtype=np.float64)
+    np.testing.assert_array_equal(got, np.stack([expected, expected], axis=1))
 
 
 # -- analytic oracles -----------------------------------------------------------------------
@@ -292,7 +313,7 @@ def test_lambda_one_is_monte_carlo_minus_value(
     seed: int, shape: tuple[int, ...], gamma: float, p_term: float
 ) -> None:
     # Only terminations, and the rollout ends with a termination: GAE(1) telescopes to the
-    # Monte Carlo return minus the baseline (Schulman et al. 2016, eq. 18).
+    # Monte Carlo return minus the baseline (Schulman et al. 2016, sec. 3).
     d = make_inputs(seed, shape, p_term, 0.0, consistent=True)
     d["terminated"][-1] = True
     mc = ref_reward_to_go(d["rewards"], gamma, d["terminated"], d["truncated"])
@@ -320,8 +341,8 @@ def test_lambda_zero_is_one_step_td_error(
 ) -> None:
     d = make_inputs(seed, shape, p_term, p_trunc)
     delta = d["rewards"] + gamma * np.where(d["terminated"], 0.0, d["next_values"]) - d["values"]
-    np.testing.assert_allclose(rlnotes.gae(gamma=gamma, lam=0.0, **d), delta, rtol=1e-15,
-                               atol=1e-15)
+    np.testing.assert_allclose(rlnotes.gae(gamma=gamma, lam=0.0, **d), delta, rtol=1e-14,
+                               atol=1e-14)
     # and its lambda-return is the one-step TD target
     np.testing.assert_allclose(rlnotes.lambda_returns(gamma=gamma, lam=0.0, **d),
                                delta + d["values"], rtol=1e-14, atol=1e-14)
@@ -379,10 +400,12 @@ def test_integer_flags_equal_bool_flags() -> None:
 
 
 @pytest.mark.parametrize("shape", [(500,), (500, 1), (500, 2), (50, 300)])
-@pytest.mark.parametrize("mode", ["default", "threads", "compiled", "time_loop"])
+@pytest.mark.parametrize("mode", MODES)
 def test_inputs_are_not_modified(shape: tuple[int, ...], mode: str) -> None:
     d = make_inputs(2, shape, 0.05, 0.05)
     copies = {k: v.copy() for k, v in d.items()}
+    for v in d.values():  # read-only inputs: any write into them raises
+        v.setflags(write=False)
     with dispatch(mode):
         rlnotes.gae(gamma=0.9, lam=0.9, **d)
         rlnotes.lambda_returns(gamma=0.9, lam=0.9, **d)
@@ -466,6 +489,49 @@ def test_reward_to_go_rejects_bad_input(kwargs: dict[str, Any], name: str) -> No
 def test_discounted_cumsum_rejects_bad_input(args: tuple[Any, ...], name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name}"):
         rlnotes.discounted_cumsum(*args)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds, shape=shapes, gamma=unit, lam=unit, p_term=probs, p_trunc=probs, mode=modes,
+       which=st.sampled_from(["rewards", "values", "next_values"]), sign=st.sampled_from([1, -1]),
+       data=st.data())
+def test_an_inf_anywhere_is_named(
+    seed: int, shape: tuple[int, ...], gamma: float, lam: float, p_term: float, p_trunc: float,
+    mode: str, which: str, sign: int, data: st.DataObject,
+) -> None:
+    # inf is found from the result (it travels back to its episode's first step), so put one
+    # anywhere, also where it is never used (next_values of a terminated step)
+    d = make_inputs(seed, shape, p_term, p_trunc)
+    flat_index = data.draw(st.integers(0, int(np.prod(shape)) - 1))
+    d[which].reshape(-1)[flat_index] = sign * np.inf
+    with dispatch(mode):
+        with pytest.raises(ValueError, match=f"^{which} contains inf"):
+            rlnotes.gae(gamma=gamma, lam=lam, **d)
+        if which == "rewards":
+            with pytest.raises(ValueError, match="^rewards contains inf"):
+                rlnotes.reward_to_go(d["rewards"], gamma, d["terminated"], d["truncated"])
+            with pytest.raises(ValueError, match="^x contains inf"):
+                rlnotes.discounted_cumsum(d["rewards"], gamma)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("gamma", [1e-3, 0.5])
+def test_an_inf_far_from_the_start_is_found(mode: str, gamma: float) -> None:
+    # gamma ** 999 underflows: the carry across chunks must still bring the inf back to t = 0
+    r = np.ones(1000)
+    r[-1] = np.inf
+    with dispatch(mode), pytest.raises(ValueError, match="^rewards contains inf"):
+        rlnotes.reward_to_go(r, gamma)
+    with dispatch(mode), pytest.raises(ValueError, match="^rewards contains inf"):
+        rlnotes.gae(r, np.zeros(1000), np.zeros(1000), gamma, 1.0)
+
+
+def test_overflow_is_an_error_not_inf() -> None:
+    big = np.full(10, 1e308)
+    with pytest.raises(ValueError, match="^rewards too large"):
+        rlnotes.reward_to_go(big, 1.0)
+    with pytest.raises(ValueError, match="^rewards too large"):
+        rlnotes.gae(big, np.zeros(10), np.zeros(10), 1.0, 1.0)
 
 
 def test_public_api_is_exported() -> None:

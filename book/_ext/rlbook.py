@@ -136,8 +136,8 @@ def _claim_ref(claim: Claim) -> str:
 def ledger_markdown(notebooks: list[Notebook]) -> str:
     """The verification ledger as a MyST table."""
     rows = [
-        "| Chapter | Claim | Check cells | Kind |",
-        "| :-- | :-- | :-- | :-- |",
+        "| Chapter | Claim | Label | Check cells | Kind |",
+        "| :-- | :-- | :-- | :-- | :-- |",
     ]
     for nb in notebooks:
         for claim in nb.claims:
@@ -159,7 +159,8 @@ def ledger_markdown(notebooks: list[Notebook]) -> str:
             )
             kinds = ", ".join(sorted({c.kind for c in named})) or "**unchecked**"
             rows.append(
-                f"| {{doc}}`/{nb.docname}` | {_claim_ref(claim)} | {cells or '—'} | {kinds} |"
+                f"| {{doc}}`/{nb.docname}` | {_claim_ref(claim)} | `{claim.label}` "
+                f"| {cells or '—'} | {kinds} |"
             )
     return "\n".join(rows) + "\n"
 
@@ -172,6 +173,7 @@ def errata_markdown(notebooks: list[Notebook]) -> str:
             if claim.kind != "cor":
                 continue
             title = claim.title.removeprefix("Correction:").strip() or claim.label
+            title = title[:1].upper() + title[1:]
             # The body is shown again here, so its equation labels must not be defined twice.
             body = _EQ_LABEL.sub("$$", claim.body.strip())
             parts.append(
