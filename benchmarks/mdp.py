@@ -30,7 +30,6 @@ baseline).
 from __future__ import annotations
 
 import argparse
-import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +37,11 @@ from typing import Any
 import numpy as np
 
 import rlnotes
+
+try:
+    from benchmarks.timing import best_of
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from timing import best_of  # type: ignore[no-redef]
 
 N_STATES = 2000
 N_ACTIONS = 4
@@ -47,28 +51,6 @@ EVAL_TOL = 1e-10
 OPT_TOL = 1e-8
 
 Array = np.ndarray[Any, np.dtype[Any]]
-
-
-def _best_of(
-    cands: dict[str, Callable[[], Any]], k: int
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Best-of-k seconds per candidate, interleaved; also each candidate's first output."""
-    best = {name: np.inf for name in cands}
-    outs: dict[str, Any] = {}
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(k):
-            for name, fn in cands.items():
-                t0 = time.perf_counter()
-                out = fn()
-                dt = time.perf_counter() - t0
-                best[name] = min(best[name], dt)
-                outs.setdefault(name, out)
-    finally:
-        if gc_was:
-            gc.enable()
-    return best, outs
 
 
 def _policy_residual_bound(mdp: rlnotes.TabularMDP, pi: Array, V: Array) -> float:
@@ -131,7 +113,7 @@ def measure_policy_evaluation(mdp: rlnotes.TabularMDP, k: int) -> list[dict[str,
             "numpy: einsum + solve + Q": lambda pi=pi: _numpy_full(mdp, pi),
             "numpy.linalg.solve only": lambda M=M, r_pi=r_pi: np.linalg.solve(M, r_pi),
         }
-        best, outs = _best_of(cands, k)
+        best, outs = best_of(cands, k)
         V_ref = outs["numpy.linalg.solve only"]
         base = min(best["numpy: einsum + solve + Q"], best["numpy.linalg.solve only"])
         V_ours, Q_ours = outs["rlnotes.policy_evaluation"]
@@ -204,38 +186,18 @@ def measure_optimal_values(mdp: rlnotes.TabularMDP, k: int, quick: bool) -> list
             mdp, OPT_TOL, stopping="span"
         ),
     }
-    best: dict[str, float] = {}
-    outs: dict[str, Any] = {}
-    # rlnotes candidates interleaved; pymdptoolbox's constructor (its input check) is built
-    # before each timed run() and not counted.
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(k):
-            for name, fn in cands.items():
-                t0 = time.perf_counter()
-                out = fn()
-                dt = time.perf_counter() - t0
-                best[name] = min(best.get(name, np.inf), dt)
-                outs.setdefault(name, out)
-            if peer is not None:
-                peer.prepare()
-                t0 = time.perf_counter()
-                out = peer.run()
-                dt = time.perf_counter() - t0
-                best["pymdptoolbox PolicyIteration"] = min(
-                    best.get("pymdptoolbox PolicyIteration", np.inf), dt
-                )
-                outs.setdefault("pymdptoolbox PolicyIteration", out)
-    finally:
-        if gc_was:
-            gc.enable()
+    setup: dict[str, Callable[[], Any]] = {}
+    if peer is not None:
+        # pymdptoolbox's constructor (its input check) runs before each timed run(), untimed.
+        cands["pymdptoolbox PolicyIteration"] = peer.run
+        setup["pymdptoolbox PolicyIteration"] = peer.prepare
+    best, outs = best_of(cands, k, setup=setup)
     base = best.get("pymdptoolbox PolicyIteration")
     V_ref = outs.get("pymdptoolbox PolicyIteration")
     if V_ref is None:
         V_ref = outs["rlnotes.policy_iteration"].V
     rows = []
-    for name in cands:
+    for name in ("rlnotes.policy_iteration", "rlnotes.value_iteration span"):
         res = outs[name]
         rows.append(
             _row(

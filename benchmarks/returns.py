@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import importlib
 import importlib.util
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +38,11 @@ import numpy as np
 from scipy.signal import lfilter
 
 import rlnotes
+
+try:
+    from benchmarks.timing import best_of
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from timing import best_of  # type: ignore[no-redef]
 
 GAMMA = 0.99
 LAM = 0.95
@@ -212,36 +215,6 @@ LOOP = {"gae": loop_gae, "reward_to_go": loop_rtg}
 
 
 # -- timing --------------------------------------------------------------------------------------
-def best_of(cands: dict[str, Callable[[], Any]], first: dict[str, float], k: int,
-            budget_s: float) -> dict[str, float]:
-    """Best-of-k seconds, the candidates interleaved; a candidate stops early once its own
-    time spent exceeds ``budget_s`` (the slow loops), keeping at least its first run."""
-    best = dict(first)
-    spent = dict(first)
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(k - 1):
-            for name, fn in cands.items():
-                if spent[name] > budget_s:
-                    continue
-                t0 = time.perf_counter()
-                fn()
-                dt = time.perf_counter() - t0
-                spent[name] += dt
-                best[name] = min(best[name], dt)
-    finally:
-        if gc_was:
-            gc.enable()
-    return best
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def measure(quick: bool = False) -> list[dict[str, Any]]:
     """Time rlnotes and its peers on the four inputs; one row per (function, input).
 
@@ -267,18 +240,14 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
                         cands["SB3"] = sb3_runner(d, rtg)
                 if jax_fns is not None:
                     cands["jax"] = jax_fns[fname]
-                # one verified run each, which is also each candidate's first timing
-                ref, t_ref = _timed(ours)
+                best, outs = best_of(cands, k, budget_s=budget)
+                # every candidate must return rlnotes' numbers, or its time means nothing
+                ref = outs["rlnotes"]
                 assert ref.dtype == np.float64
-                first = {"rlnotes": t_ref}
-                for name, fn in cands.items():
-                    if name == "rlnotes":
-                        continue
-                    out, first[name] = _timed(fn)
+                for name, out in outs.items():
                     out = np.asarray(out)
                     assert out.dtype == np.float64, (name, out.dtype)
                     assert np.allclose(out, ref, rtol=1e-9, atol=1e-9), (fname, name, n_envs)
-                best = best_of(cands, first, k, budget)
                 peer_times = {p: best[p] for p in PEERS if p in best}
                 fastest = min(peer_times, key=lambda p: peer_times[p])
                 rows.append({
