@@ -74,6 +74,7 @@ def policy_chain(mdp: TabularMDP, pi: Any) -> tuple[FloatArray, FloatArray]:
 
     :math:`P_\\pi[s, s'] = \\sum_a \\pi(a|s) P(s'|s, a)` and
     :math:`r_\\pi[s] = \\sum_a \\pi(a|s) R(s, a)` (Puterman 1994, sec. 6.1).
+    Book: eq-bell-td-expected (the chain whose expectation the TD update takes).
 
     Parameters
     ----------
@@ -95,7 +96,8 @@ def stationary_distribution(P_pi: Any) -> FloatArray:
     """The stationary distribution :math:`d^\\top P_\\pi = d^\\top`, :math:`\\sum_s d(s) = 1`.
 
     Solved as one linear system (the balance equations with one of them replaced by the
-    normalisation). The chain must have a unique stationary distribution.
+    normalisation). The chain must have a unique stationary distribution. Book: thm-bell-tvr
+    (the on-policy weighting :math:`D`). Source: Tsitsiklis and Van Roy (1997).
 
     Parameters
     ----------
@@ -400,6 +402,8 @@ def residual_gradient_update(
 @dataclass(frozen=True, eq=False)
 class BairdCounterexample:
     """Baird's star problem as data (built by :func:`baird_counterexample`).
+
+    Book: eq-bell-baird. Source: Baird (1995); Sutton and Barto (2018), example 11.1.
 
     Parameters
     ----------

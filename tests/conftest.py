@@ -8,6 +8,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and machine (reproducible numbers), and
+# never write an example database into the tree.
+settings.register_profile("rlnotes", derandomize=True, database=None, deadline=None)
+settings.load_profile("rlnotes")
 
 ROOT = Path(__file__).resolve().parents[1]
 

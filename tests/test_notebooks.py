@@ -141,3 +141,20 @@ def test_chapter_pairs_symbolic_and_numeric_checks(path: Path, rlbook: ModuleTyp
     assert {"symbolic", "numeric"} <= kinds, f"{path.name} has check kinds {kinds}"
     src = path.read_text(encoding="utf-8")
     assert "import sympy" in src and "rlnotes" in src
+
+
+def test_rlnotes_docstrings_name_labels_that_exist() -> None:
+    """A docstring's "Book: eq-..." must point at a claim the book really makes."""
+    import inspect
+
+    import rlnotes
+
+    defined = {claim.label for nb in RLBOOK.parse_book(ROOT) for claim in nb.claims}
+    named: dict[str, set[str]] = {}
+    for name in rlnotes.__all__:
+        doc = inspect.getdoc(getattr(rlnotes, name)) or ""
+        for label in re.findall(r"\b(?:eq|thm|lem|cor|def)-[a-z0-9]+(?:-[a-z0-9]+)*", doc):
+            named.setdefault(label, set()).add(name)
+    assert named, "no docstring names a book label"
+    missing = {label: sorted(names) for label, names in named.items() if label not in defined}
+    assert not missing, f"docstrings name labels the book does not define: {missing}"
