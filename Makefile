@@ -12,6 +12,9 @@ PORT   ?= 8000
 $(STAMP): constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+	@# Build matplotlib's font cache now: on a fresh machine its first import prints a notice to
+	@# stderr, which would land in a notebook's output and fail nbval's comparison.
+	$(BIN)/python -c "import matplotlib.pyplot"
 	@touch $@
 
 venv: $(STAMP)
