@@ -9,6 +9,7 @@ included, so ``tol`` should stay well above it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,6 +242,14 @@ def policy_iteration(
     Returns
     -------
     PlanningResult
+
+    Raises
+    ------
+    RuntimeError
+        At once, when ``tol`` cannot be certified in floating point: the policy is stable (or
+        a policy repeats, so the improvements are noise), the bound is above ``tol``, and
+        policy evaluation already stalls above its own tolerance, so evaluating more
+        accurately cannot help.
     """
     mdp = check_mdp(mdp)
     t = check_tol(tol)
@@ -256,9 +265,21 @@ def policy_iteration(
     V: FloatArray | None = None
     residuals: list[float] = []
     bound = np.inf
+    seen: set[bytes] = set()  # policies evaluated since the last tightening of eval_tol
+
+    def uncertifiable(why: str) -> RuntimeError:
+        return RuntimeError(
+            f"policy_iteration: tol={t:.3g} cannot be certified in floating point ({why}; "
+            f"Bellman-residual bound {bound:.3g}); ask for a larger tol"
+        )
+
     for k in range(1, n_max + 1):
         P_pi, r_pi = deterministic_policy_model(mdp, actions)
-        V, _, _ = solve_policy_values(P_pi, r_pi, gamma, eval_tol, V0=V)
+        with warnings.catch_warnings():
+            # A tolerance below the rounding floor is reported by the error raised below.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            V, eval_bound, _ = solve_policy_values(P_pi, r_pi, gamma, eval_tol, V0=V)
+        at_floor = eval_bound > eval_tol  # even the refined direct solve missed eval_tol
         Q = lookahead(mdp, V)
         best = np.argmax(Q, axis=1)
         q_max = Q[rows, best]
@@ -266,16 +287,23 @@ def policy_iteration(
         residuals.append(residual)
         bound = residual / (1.0 - gamma) if gamma > 0.0 else 0.0
         improve = q_max > Q[rows, actions] + delta
-        if not improve.any():
+        key = actions.tobytes()
+        # Exact policy iteration never revisits a policy; a repeat means the "improvements"
+        # are evaluation or rounding noise.
+        cycling = key in seen
+        seen.add(key)
+        if not improve.any() or cycling:
             if bound <= t:
-                return _result(Q, actions, k, bound, residuals)
-            # Stable but not yet certified: evaluate more accurately, within reason.
+                return _result(Q, np.where(improve, best, actions), k, bound, residuals)
+            # Not yet certified: evaluate more accurately, unless that cannot help.
+            if at_floor:
+                raise uncertifiable(
+                    f"policy evaluation stalls at error bound {eval_bound:.3g} > {eval_tol:.3g}"
+                )
             eval_tol /= 10.0
             if eval_tol < 1e-6 * t:
-                raise RuntimeError(
-                    f"policy_iteration: tol={t:.3g} cannot be certified in floating point "
-                    f"(Bellman-residual bound {bound:.3g} with a stable policy)"
-                )
+                raise uncertifiable("evaluation tolerance exhausted with a stable policy")
+            seen.clear()
         actions = np.where(improve, best, actions)
     raise RuntimeError(
         f"policy_iteration: tol={t:.3g} not certified within max_iterations={n_max} "

@@ -210,3 +210,73 @@ def test_validation_errors() -> None:
     with pytest.raises(RuntimeError, match="floating point"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the evaluations warn on the way
         policy_iteration(big, tol=1e-12)
+
+
+def _count_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap the policy-evaluation solver of rlnotes.planning and count its calls."""
+    import rlnotes.planning as planning
+
+    calls = [0]
+    real = planning.solve_policy_values
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planning, "solve_policy_values", counted)
+    return calls
+
+
+def test_policy_iteration_fails_fast_below_the_rounding_floor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # gamma = 0.99 and |V| ~ 50: the Bellman residual has rounding near 1e-14, so its bound
+    # (residual / (1 - gamma)) cannot reach 1e-12. The first evaluation that stalls above its
+    # tolerance ends the run: one clear error, no warnings, no loop of ever smaller tolerances.
+    calls = _count_evaluations(monkeypatch)
+    mdp = random_mdp(50, 4, 0.99, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(RuntimeError, match="cannot be certified in floating point"):
+            policy_iteration(mdp, tol=1e-12)
+    n_stable = calls[0]
+    # Exact policy iteration needs the same evaluations to become stable at a reachable tol.
+    calls[0] = 0
+    policy_iteration(mdp, tol=1e-8)
+    assert n_stable <= calls[0] + 1
+
+
+def test_policy_iteration_stops_a_cycle_caused_by_evaluation_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # State 0 chooses between twin states 1 and 2 (same reward, both absorbing), so its two
+    # actions tie exactly. The evaluator below is within its tolerance, but always errs in
+    # favour of the action not taken; the improvement test then flips the policy back and
+    # forth. Policy iteration must notice the repeat, evaluate more accurately, and finish.
+    import rlnotes.planning as planning
+    from rlnotes.bellman import residual_bound
+
+    gamma = 0.9
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 1] = P[2, :, 2] = 1.0
+    mdp = TabularMDP(P=P, R=np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]), gamma=gamma)
+    v_star = np.array([gamma, 1.0, 1.0]) / (1.0 - gamma)
+    real = planning.solve_policy_values
+    calls = [0]
+
+    def biased(P_pi, r_pi, g, tol, V0=None):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        V, _, method = real(P_pi, r_pi, g, tol, V0=V0)
+        V = V.copy()
+        V[2 if P_pi[0, 1] == 1.0 else 1] += 0.8 * tol  # the twin not chosen looks better
+        bound = residual_bound(P_pi, r_pi, g, V)
+        assert bound <= tol  # the evaluator keeps its promise
+        return V, bound, method
+
+    monkeypatch.setattr(planning, "solve_policy_values", biased)
+    tol = 1e-6
+    res = policy_iteration(mdp, tol=tol, max_iterations=10_000)
+    assert calls[0] < 20  # a handful of evaluations, not max_iterations
+    assert _sup(res.V - v_star) <= tol
+    assert res.error_bound <= tol
