@@ -29,7 +29,6 @@ baseline).
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +38,9 @@ import numpy as np
 import rlnotes
 
 try:
-    from benchmarks.timing import best_of
+    from benchmarks.timing import best_of, run_cli
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
-    from timing import best_of  # type: ignore[no-redef]
+    from timing import best_of, run_cli  # type: ignore[no-redef]
 
 N_STATES = 2000
 N_ACTIONS = 4
@@ -295,10 +294,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip plain VI")
-    args = parser.parse_args()
-    print(format_table(measure(quick=args.quick)))
+    run_cli(__doc__.splitlines()[0], measure, format_table, "fewer repeats, skip plain VI")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ faster), ``vs jax`` is rlnotes' time over jax's.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import importlib.util
@@ -40,9 +39,9 @@ from scipy.signal import lfilter
 import rlnotes
 
 try:
-    from benchmarks.timing import best_of
+    from benchmarks.timing import best_of, run_cli
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
-    from timing import best_of  # type: ignore[no-redef]
+    from timing import best_of, run_cli  # type: ignore[no-redef]
 
 GAMMA = 0.99
 LAM = 0.95
@@ -292,10 +291,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip slow loops")
-    args = parser.parse_args()
-    print(format_table(measure(quick=args.quick)))
+    run_cli(__doc__.splitlines()[0], measure, format_table, "fewer repeats, skip slow loops")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import math
 import time
@@ -46,3 +47,16 @@ def best_of(
         if gc_was:
             gc.enable()
     return best, outs
+
+
+def run_cli(
+    description: str,
+    measure: Callable[..., list[dict[str, Any]]],
+    format_table: Callable[[list[dict[str, Any]]], str],
+    quick_help: str,
+) -> None:
+    """The command line of a benchmark script: ``[--quick]``, then print its table."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    print(format_table(measure(quick=args.quick)))
