@@ -24,8 +24,8 @@ def reinforce_gradients(
     theta: Any,
     traj: Trajectories,
     *,
+    discount: float,
     weighting: str = "total",
-    discount: float | None = None,
     baseline: Any = None,
 ) -> FloatArray:
     r"""The score-function estimate :math:`g(\tau_n)` of :math:`\nabla_\theta J`, per trajectory.
@@ -54,9 +54,10 @@ def reinforce_gradients(
         H steps of N trajectories, with states in ``[0, S)`` and actions in ``[0, A)``.
     weighting : {"total", "reward_to_go"}
         How each step's score is weighted (see above).
-    discount : float in [0, 1], optional
-        :math:`\gamma`. ``None`` means 1 (undiscounted); pass ``mdp.gamma`` to match
-        ``finite_horizon_objective(mdp, theta, H)`` with its default discount.
+    discount : float in [0, 1]
+        :math:`\gamma`, required so it cannot silently differ from the objective's: pass
+        ``mdp.gamma`` to match ``finite_horizon_objective(mdp, theta, H)``, 1 for the
+        undiscounted return.
     baseline : array, shape (H, N), optional
         :math:`b_i` for each step of each trajectory; ``None`` means zero.
 
@@ -75,7 +76,7 @@ def reinforce_gradients(
     a = _check_index_array("traj.actions", traj.actions, n_actions)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    gamma = 1.0 if discount is None else check_gamma(discount, "discount", allow_one=True)
+    gamma = check_gamma(discount, "discount", allow_one=True)
     H, N = s.shape
     if baseline is None:
         b = np.zeros((H, N))

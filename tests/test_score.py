@@ -58,8 +58,8 @@ def test_per_trajectory_estimates_match_loop_reference(weighting: str, gamma: fl
     got = reinforce_gradients(theta, tr, weighting=weighting, discount=gamma, baseline=b)
     ref = _loop_reference(theta, tr, weighting, gamma, b)
     np.testing.assert_allclose(got, ref, atol=1e-12)
-    # discount=None means undiscounted
-    got1 = reinforce_gradients(theta, tr, weighting=weighting)
+    # discount=1 is the undiscounted return
+    got1 = reinforce_gradients(theta, tr, weighting=weighting, discount=1.0)
     np.testing.assert_allclose(got1, _loop_reference(theta, tr, weighting, 1.0, 0 * b), atol=1e-12)
 
 
@@ -120,8 +120,9 @@ def test_action_dependent_baseline_biases_the_gradient() -> None:
     tr = enumerate_trajectories(mdp, softmax_policy(theta), 3)
     assert tr.prob is not None
     b = 3.0 * tr.actions.astype(float)
-    plain = (tr.prob[:, None, None] * reinforce_gradients(theta, tr)).sum(0)
-    biased = (tr.prob[:, None, None] * reinforce_gradients(theta, tr, baseline=b)).sum(0)
+    plain = (tr.prob[:, None, None] * reinforce_gradients(theta, tr, discount=1.0)).sum(0)
+    g_biased = reinforce_gradients(theta, tr, discount=1.0, baseline=b)
+    biased = (tr.prob[:, None, None] * g_biased).sum(0)
     assert np.abs(biased - plain).max() > 1e-2
 
 
@@ -143,27 +144,31 @@ def test_validation_errors() -> None:
     theta = np.zeros((2, 3))
     tr = sample_trajectories(mdp, softmax_policy(theta), 3, 4, seed=0)
     with pytest.raises(ValueError, match="theta"):
-        reinforce_gradients(np.zeros(3), tr)
+        reinforce_gradients(np.zeros(3), tr, discount=1.0)
     with pytest.raises(ValueError, match="theta"):
-        reinforce_gradients([[np.nan, 0, 0], [0, 0, 0]], tr)
+        reinforce_gradients([[np.nan, 0, 0], [0, 0, 0]], tr, discount=1.0)
     with pytest.raises(ValueError, match="traj"):
-        reinforce_gradients(theta, "traj")  # type: ignore[arg-type]
+        reinforce_gradients(theta, "traj", discount=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="traj.states"):
         reinforce_gradients(
-            np.zeros((1, 3)), Trajectories(np.array([[1]]), np.array([[0]]), np.array([[0.0]]))
+            np.zeros((1, 3)), Trajectories(np.array([[1]]), np.array([[0]]), np.array([[0.0]])),
+            discount=1.0,
         )
     with pytest.raises(ValueError, match="traj.actions"):
         reinforce_gradients(
-            np.zeros((2, 2)), Trajectories(np.array([[1]]), np.array([[2]]), np.array([[0.0]]))
+            np.zeros((2, 2)), Trajectories(np.array([[1]]), np.array([[2]]), np.array([[0.0]])),
+            discount=1.0,
         )
     with pytest.raises(ValueError, match="weighting"):
-        reinforce_gradients(theta, tr, weighting="gae")
+        reinforce_gradients(theta, tr, discount=1.0, weighting="gae")
+    with pytest.raises(TypeError, match="discount"):
+        reinforce_gradients(theta, tr)  # type: ignore[call-arg]  # no silent default
     for bad in (-0.5, 1.01, float("nan")):
         with pytest.raises(ValueError, match="discount"):
             reinforce_gradients(theta, tr, discount=bad)
     with pytest.raises(ValueError, match="baseline"):
-        reinforce_gradients(theta, tr, baseline=np.zeros((3, 5)))
+        reinforce_gradients(theta, tr, discount=1.0, baseline=np.zeros((3, 5)))
     with pytest.raises(ValueError, match="baseline"):
-        reinforce_gradients(theta, tr, baseline=np.full((3, 4), np.nan))
+        reinforce_gradients(theta, tr, discount=1.0, baseline=np.full((3, 4), np.nan))
     with pytest.raises(ValueError, match="baseline"):
-        reinforce_gradients(theta, tr, baseline=np.zeros(3))
+        reinforce_gradients(theta, tr, discount=1.0, baseline=np.zeros(3))
