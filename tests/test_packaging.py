@@ -72,3 +72,35 @@ def test_every_public_name_exists() -> None:
     undocumented = [n for n in rlnotes.__all__ if not (getattr(rlnotes, n).__doc__ or "").strip()]
     assert not undocumented, f"public symbols without a docstring: {undocumented}"
     assert Path(rlnotes.__file__).parent == ROOT / "rlnotes"
+
+
+#: Public types that hold results rlnotes computes; they are outputs, not validated inputs.
+RESULT_TYPES = {"PlanningResult", "QLearningResult", "BairdCounterexample"}
+
+
+def test_every_public_entry_point_rejects_junk_with_a_named_value_error() -> None:
+    """Call each public function or class with a string for every required argument: each must
+    raise ValueError whose message starts with the name of one of its arguments."""
+    import inspect
+
+    import pytest
+
+    import rlnotes
+
+    checked = 0
+    for name in rlnotes.__all__:
+        obj = getattr(rlnotes, name)
+        if name in RESULT_TYPES or not callable(obj):
+            continue
+        params = inspect.signature(obj).parameters.values()
+        required = [p.name for p in params if p.default is inspect.Parameter.empty
+                    and p.kind is not inspect.Parameter.VAR_POSITIONAL
+                    and p.kind is not inspect.Parameter.VAR_KEYWORD]
+        if not required:
+            continue
+        with pytest.raises(ValueError) as err:
+            obj(**{p: "junk" for p in required})
+        first_word = str(err.value).split(" ", 1)[0]
+        assert any(first_word.startswith(p) for p in required), f"{name}: {err.value}"
+        checked += 1
+    assert checked >= 30
