@@ -58,6 +58,29 @@ def check_gamma(gamma: Any, name: str = "gamma", *, allow_one: bool = False) -> 
     return g
 
 
+def check_positive_real(name: str, value: Any) -> float:
+    """Return a finite real number > 0 (a tolerance, a step size, a learning rate)."""
+    x = float(as_float_array(name, value, ndim=0))
+    if not np.isfinite(x) or x <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {x}")
+    return x
+
+
+def check_index_array(name: str, x: Any, upper: int) -> NDArray[np.int64]:
+    """Return ``x`` as an int64 array whose entries lie in ``[0, upper)``.
+
+    Only integer dtypes are accepted, so that a float array is never silently truncated.
+    """
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        raise ValueError(
+            f"{name} must lie in [0, {upper}), got values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
 def check_distribution(name: str, arr: FloatArray, axis: int = -1) -> FloatArray:
     """Require non-negative entries that sum to one along ``axis``."""
     if (arr < 0).any():

@@ -20,22 +20,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse.linalg import LinearOperator, gmres
 
-from rlnotes._validation import FloatArray, as_float_array
+from rlnotes._validation import FloatArray, check_positive_real
 from rlnotes.mdp import TabularMDP, check_mdp
 
 #: Models with at most this many states are evaluated by a direct dense solve.
 DIRECT_SOLVE_MAX_STATES = 400
 
 IntArray = NDArray[np.int64]
-
-
-def check_tol(tol: Any, name: str = "tol") -> float:
-    """Return a tolerance as a float; it must be a finite number > 0."""
-    arr = as_float_array(name, tol, ndim=0)
-    t = float(arr)
-    if not np.isfinite(t) or t <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {t}")
-    return t
 
 
 def expected_next(mdp: TabularMDP, v: FloatArray) -> FloatArray:
@@ -263,7 +254,7 @@ def policy_evaluation(
     """
     mdp = check_mdp(mdp)
     pia = mdp.check_policy(pi)
-    t = check_tol(tol)
+    t = check_positive_real("tol", tol)
     P_pi, r_pi = policy_model(mdp, pia)
     V, _, _ = solve_policy_values(P_pi, r_pi, mdp.gamma, t)
     return V, lookahead(mdp, V)

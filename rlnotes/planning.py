@@ -20,11 +20,11 @@ from rlnotes._validation import (
     as_float_array,
     check_finite,
     check_positive_int,
+    check_positive_real,
     check_shape,
 )
 from rlnotes.bellman import (
     IntArray,
-    check_tol,
     deterministic_policy_model,
     lookahead,
     solve_policy_values,
@@ -153,7 +153,7 @@ def value_iteration(
     PlanningResult
     """
     mdp = check_mdp(mdp)
-    t = check_tol(tol)
+    t = check_positive_real("tol", tol)
     if stopping not in ("sup", "span"):
         raise ValueError(f"stopping must be 'sup' or 'span', got {stopping!r}")
     n_max = check_positive_int("max_iterations", max_iterations)
@@ -252,7 +252,7 @@ def policy_iteration(
         accurately cannot help.
     """
     mdp = check_mdp(mdp)
-    t = check_tol(tol)
+    t = check_positive_real("tol", tol)
     n_max = check_positive_int("max_iterations", max_iterations)
     gamma = mdp.gamma
     if pi0 is None:

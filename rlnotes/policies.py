@@ -9,11 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from rlnotes._validation import FloatArray, as_float_array, check_finite
-
-IntArray = NDArray[np.int64]
+from rlnotes._validation import FloatArray, as_float_array, check_finite, check_index_array
 
 
 def _check_theta(theta: Any, name: str = "theta") -> FloatArray:
@@ -22,21 +19,6 @@ def _check_theta(theta: Any, name: str = "theta") -> FloatArray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one state and one action, got {arr.shape}")
     return arr
-
-
-def _check_index_array(name: str, x: Any, upper: int) -> IntArray:
-    """Return ``x`` as an int64 array whose entries lie in ``[0, upper)``.
-
-    Only integer dtypes are accepted, so that a float array is never silently truncated.
-    """
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() >= upper):
-        raise ValueError(
-            f"{name} must lie in [0, {upper}), got values in [{arr.min()}, {arr.max()}]"
-        )
-    return arr.astype(np.int64, copy=False)
 
 
 def softmax_policy(theta: Any) -> FloatArray:
@@ -88,8 +70,8 @@ def softmax_score(theta: Any, states: Any, actions: Any) -> FloatArray:
     """
     th = _check_theta(theta)
     n_states, n_actions = th.shape
-    s = _check_index_array("states", states, n_states)
-    a = _check_index_array("actions", actions, n_actions)
+    s = check_index_array("states", states, n_states)
+    a = check_index_array("actions", actions, n_actions)
     if s.shape != a.shape:
         raise ValueError(f"actions must have the shape of states {s.shape}, got {a.shape}")
     pi = softmax_policy(th)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlnotes._validation import FloatArray, check_gamma, check_positive_int
+from rlnotes._validation import FloatArray, check_gamma, check_positive_int, check_positive_real
 from rlnotes.returns import gae, lambda_returns, reward_to_go
 
 #: The weightings that :func:`train_reinforce` accepts.
@@ -175,16 +174,6 @@ def _value_targets(
     return lambda_returns(rewards, values, next_values, gamma, lam)
 
 
-def _check_learning_rate(learning_rate: Any, name: str = "learning_rate") -> float:
-    try:
-        lr = float(learning_rate)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a real number, got {learning_rate!r}") from err
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{name} must be finite and positive, got {lr}")
-    return lr
-
-
 def train_reinforce(
     env_id: str = "CartPole-v1",
     *,
@@ -247,14 +236,14 @@ def train_reinforce(
         raise ValueError(f"env_id must be a string, got {type(env_id).__name__}")
     n_iter = check_positive_int("n_iterations", n_iterations)
     n_eps = check_positive_int("episodes_per_iteration", episodes_per_iteration)
-    lr = _check_learning_rate(learning_rate)
+    lr = check_positive_real("learning_rate", learning_rate)
     g = check_gamma(gamma, allow_one=True)
     if weighting not in TRAIN_WEIGHTINGS:
         raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
     sd = check_positive_int("seed", seed, minimum=0)
     width = check_positive_int("hidden", hidden)
     lm = check_gamma(lam, "lam", allow_one=True)
-    value_lr = _check_learning_rate(value_learning_rate, "value_learning_rate")
+    value_lr = check_positive_real("value_learning_rate", value_learning_rate)
     try:
         env = gym.make(env_id)
     except gym.error.Error as err:

@@ -11,9 +11,10 @@ from rlnotes._validation import (
     as_float_array,
     check_finite,
     check_gamma,
+    check_index_array,
     check_shape,
 )
-from rlnotes.policies import _check_index_array, _check_theta, softmax_policy
+from rlnotes.policies import _check_theta, softmax_policy
 from rlnotes.trajectories import Trajectories
 
 #: The weightings that :func:`reinforce_gradients` accepts.
@@ -72,8 +73,8 @@ def reinforce_gradients(
     if not isinstance(traj, Trajectories):
         raise ValueError(f"traj must be a Trajectories, got {type(traj).__name__}")
     n_states, n_actions = th.shape
-    s = _check_index_array("traj.states", traj.states, n_states)
-    a = _check_index_array("traj.actions", traj.actions, n_actions)
+    s = check_index_array("traj.states", traj.states, n_states)
+    a = check_index_array("traj.actions", traj.actions, n_actions)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     gamma = check_gamma(discount, "discount", allow_one=True)

@@ -22,6 +22,7 @@ from rlnotes._validation import (
     check_finite,
     check_gamma,
     check_positive_int,
+    check_positive_real,
     check_shape,
 )
 from rlnotes.bellman import policy_model
@@ -60,13 +61,7 @@ def _check_chain(
 
 
 def _check_steps(alpha: Any, n_steps: Any) -> tuple[float, int]:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"alpha must be a real number, got {alpha!r}") from err
-    if not (np.isfinite(a) and a > 0.0):
-        raise ValueError(f"alpha must be a positive finite step size, got {a}")
-    return a, check_positive_int("n_steps", n_steps, minimum=0)
+    return check_positive_real("alpha", alpha), check_positive_int("n_steps", n_steps, minimum=0)
 
 
 def policy_chain(mdp: TabularMDP, pi: Any) -> tuple[FloatArray, FloatArray]:
