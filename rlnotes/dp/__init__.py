@@ -1,0 +1,1 @@
+"""Dynamic programming on a tabular MDP: Bellman operators, evaluation, planning (imports core)."""

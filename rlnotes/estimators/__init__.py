@@ -1,0 +1,1 @@
+"""Backward recursions over time-major batches: returns, reward to go, GAE (imports core)."""

@@ -1,0 +1,1 @@
+"""Everything that needs torch: neural policies, REINFORCE (imports every layer below)."""

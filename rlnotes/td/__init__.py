@@ -1,0 +1,1 @@
+"""Temporal-difference learning: tabular Q-learning and linear TD (imports core and dp)."""
