@@ -39,9 +39,9 @@ from scipy.signal import lfilter
 import rlnotes
 
 try:
-    from benchmarks.timing import best_of, run_cli
+    from benchmarks.timing import best_of, markdown_table, run_cli
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
-    from timing import best_of, run_cli  # type: ignore[no-redef]
+    from timing import best_of, markdown_table, run_cli  # type: ignore[no-redef,import-not-found]
 
 GAMMA = 0.99
 LAM = 0.95
@@ -73,8 +73,13 @@ def make_rollout(n_steps: int, n_envs: int, boundaries: bool, seed: int = SEED) 
     next_values = np.concatenate([values[1:], last_values[None]])
     done = terminated | truncated
     next_values[done] = rng.normal(size=int(done.sum()))
-    return dict(rewards=rewards, values=values, next_values=next_values,
-                terminated=terminated, truncated=truncated)
+    return dict(
+        rewards=rewards,
+        values=values,
+        next_values=next_values,
+        terminated=terminated,
+        truncated=truncated,
+    )
 
 
 # -- peers -------------------------------------------------------------------------------------
@@ -133,8 +138,9 @@ def sb3_buffer(d: dict[str, Any], rtg: bool) -> tuple[Any, Any, Array]:
 
     n_steps, n_envs = d["rewards"].shape
     box = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
-    buf = RolloutBuffer(n_steps, box, box, device="cpu", gae_lambda=1.0 if rtg else LAM,
-                        gamma=GAMMA, n_envs=n_envs)
+    buf = RolloutBuffer(
+        n_steps, box, box, device="cpu", gae_lambda=1.0 if rtg else LAM, gamma=GAMMA, n_envs=n_envs
+    )
     done = d["terminated"] | d["truncated"]
     starts = np.zeros((n_steps, n_envs))
     starts[1:] = done[:-1]
@@ -181,12 +187,20 @@ def jax_runners(d: dict[str, Any]) -> dict[str, Callable[[], Any]] | None:
     # truncated step has its bootstrap gamma * V(final observation) in the reward instead.
     rewards = jnp.asarray(d["rewards"])
 
-    gae_fn = jax.jit(jax.vmap(
-        lambda r, disc, v: rlax.truncated_generalized_advantage_estimation(r, disc, LAM, v),
-        in_axes=(1, 1, 1), out_axes=1))
-    rtg_fn = jax.jit(jax.vmap(
-        lambda r, disc: rlax.discounted_returns(r, disc, jnp.zeros_like(r)),
-        in_axes=(1, 1), out_axes=1))
+    gae_fn = jax.jit(
+        jax.vmap(
+            lambda r, disc, v: rlax.truncated_generalized_advantage_estimation(r, disc, LAM, v),
+            in_axes=(1, 1, 1),
+            out_axes=1,
+        )
+    )
+    rtg_fn = jax.jit(
+        jax.vmap(
+            lambda r, disc: rlax.discounted_returns(r, disc, jnp.zeros_like(r)),
+            in_axes=(1, 1),
+            out_axes=1,
+        )
+    )
 
     # the timed call ends when the device array is ready; its copy to numpy is not timed
     def run_gae() -> Any:
@@ -249,26 +263,32 @@ def measure(quick: bool = False) -> list[dict[str, Any]]:
                     assert np.allclose(out, ref, rtol=1e-9, atol=1e-9), (fname, name, n_envs)
                 peer_times = {p: best[p] for p in PEERS if p in best}
                 fastest = min(peer_times, key=lambda p: peer_times[p])
-                rows.append({
-                    "function": fname,
-                    "input": f"{n_steps:.0e} x {n_envs}".replace("e+0", "e") if n_envs == 1
-                    else f"{n_envs} envs x {n_steps}",
-                    "n_steps": n_steps,
-                    "n_envs": n_envs,
-                    "boundaries": boundaries,
-                    "ms": {name: 1e3 * t for name, t in best.items()},
-                    "fastest_peer": fastest,
-                    "ratio": peer_times[fastest] / best["rlnotes"],
-                    "vs_jax": (best["rlnotes"] / best["jax"]) if "jax" in best else None,
-                })
+                rows.append(
+                    {
+                        "function": fname,
+                        "input": f"{n_steps:.0e} x {n_envs}".replace("e+0", "e")
+                        if n_envs == 1
+                        else f"{n_envs} envs x {n_steps}",
+                        "n_steps": n_steps,
+                        "n_envs": n_envs,
+                        "boundaries": boundaries,
+                        "ms": {name: 1e3 * t for name, t in best.items()},
+                        "fastest_peer": fastest,
+                        "ratio": peer_times[fastest] / best["rlnotes"],
+                        "vs_jax": (best["rlnotes"] / best["jax"]) if "jax" in best else None,
+                    }
+                )
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width text table of the rows of :func:`measure` (times in ms)."""
     cols = ["rlnotes", *PEERS, "jax"]
-    head = (f"{'function':<13}{'input':<18}{'bounds':<8}"
-            + "".join(f"{c:>12}" for c in cols) + f"{'fastest peer':>14}{'ratio':>8}{'vs jax':>8}")
+    head = (
+        f"{'function':<13}{'input':<18}{'bounds':<8}"
+        + "".join(f"{c:>12}" for c in cols)
+        + f"{'fastest peer':>14}{'ratio':>8}{'vs jax':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = []
@@ -276,18 +296,46 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             t = r["ms"].get(c)
             cells.append(f"{t:12.2f}" if t is not None else f"{'-':>12}")
         vs_jax = f"{r['vs_jax']:8.2f}" if r["vs_jax"] is not None else f"{'-':>8}"
-        lines.append(f"{r['function']:<13}{r['input']:<18}{('yes' if r['boundaries'] else 'no'):<8}"
-                     + "".join(cells) + f"{r['fastest_peer']:>14}{r['ratio']:8.2f}" + vs_jax)
+        lines.append(
+            f"{r['function']:<13}{r['input']:<18}{('yes' if r['boundaries'] else 'no'):<8}"
+            + "".join(cells)
+            + f"{r['fastest_peer']:>14}{r['ratio']:8.2f}"
+            + vs_jax
+        )
     if all(r["vs_jax"] is None for r in rows):
         lines.append("jax: jax not installed (column skipped)")
-    if all("SB3" not in r["ms"] for r in rows) and importlib.util.find_spec(
-            "stable_baselines3") is None:
+    if (
+        all("SB3" not in r["ms"] for r in rows)
+        and importlib.util.find_spec("stable_baselines3") is None
+    ):
         lines.append("SB3: stable-baselines3 not installed (column skipped)")
     if any("numpy loop" not in r["ms"] for r in rows):
         lines.append("-: skipped in quick mode (a Python loop over 10^6 steps takes seconds)")
-    lines.append("times: best-of-k wall clock in ms; ratio = fastest peer / rlnotes (>= 1: rlnotes "
-                 "at least as fast); vs jax = rlnotes / jax")
+    lines.append(
+        "times: best-of-k wall clock in ms; ratio = fastest peer / rlnotes (>= 1: rlnotes "
+        "at least as fast); vs jax = rlnotes / jax"
+    )
     return "\n".join(lines)
+
+
+def format_markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`measure` as a Markdown table (times in ms), for the book."""
+    cols = ["rlnotes", *PEERS]
+    header = ["function", "input", "episode ends", *cols, "fastest peer", "ratio"]
+    body = []
+    for r in rows:
+        times = [f"{r['ms'][c]:.2f}" if c in r["ms"] else "–" for c in cols]
+        body.append(
+            [
+                f"`{r['function']}`",
+                r["input"],
+                "yes" if r["boundaries"] else "no",
+                *times,
+                r["fastest_peer"],
+                f"**{r['ratio']:.2f}**",
+            ]
+        )
+    return markdown_table(header, body, align="lll" + "r" * (len(cols) + 2))
 
 
 def main() -> None:

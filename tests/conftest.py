@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root and the book's notebook parser."""
+"""Shared fixtures: the repository root and the book's notebook parser (book/_ext)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,31 @@ settings.register_profile("rlnotes", derandomize=True, database=None, deadline=N
 settings.load_profile("rlnotes")
 
 ROOT = Path(__file__).resolve().parents[1]
+EXT = ROOT / "book" / "_ext"
+
+
+def _load(name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(EXT) not in sys.path:
+        sys.path.insert(0, str(EXT))
+    spec = importlib.util.spec_from_file_location(name, EXT / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_contract() -> ModuleType:
+    """Import book/_ext/contract.py, the contract parser the book build itself uses."""
+    return _load("contract")
 
 
 def load_rlbook() -> ModuleType:
-    """Import book/_ext/rlbook.py, the parser the book build itself uses."""
-    spec = importlib.util.spec_from_file_location("rlbook", ROOT / "book" / "_ext" / "rlbook.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("rlbook", module)
-    spec.loader.exec_module(module)
-    return module
+    """Import book/_ext/rlbook.py, the book's Sphinx extension (its renderers are pure)."""
+    load_contract()
+    return _load("rlbook")
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +51,8 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def rlbook() -> ModuleType:
     return load_rlbook()
+
+
+@pytest.fixture(scope="session")
+def contract() -> ModuleType:
+    return load_contract()

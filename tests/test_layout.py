@@ -100,4 +100,17 @@ def test_import_rlnotes_loads_neither_torch_nor_gymnasium() -> None:
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = rlnotes.nope  # type: ignore[attr-defined]
+        _ = rlnotes.nope
+
+
+def test_type_checking_block_names_every_export() -> None:
+    """The static imports (for mypy and IDEs) and the lazy table list the same names."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    static: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                for alias in imp.names:
+                    static[alias.asname or alias.name] = imp.module
+    assert static == rlnotes._EXPORTS

@@ -1,11 +1,18 @@
-"""The chapter contract, enforced on every notebook of the book (see ../shared/DESIGN.md).
+"""The chapter contract of book/AUTHORING.md, enforced on every notebook of the book.
+
+The rules live in ``book/_ext/contract.py`` (the parser the book build uses too, unit-tested in
+tests/test_contract_parser.py); this file applies them and reports each breach with its place:
+``book/NN-slug cell K`` is the K-th cell of the notebook counting from 0 (markdown cells
+included), followed by the cell's first line.
 
 - Every code cell was executed, in order, in one fresh kernel (execution counts 1..n), and no
-  committed output holds an error (nbval silently skips unexecuted cells, so it is tested here).
-- Every labelled claim (eq-, thm-, lem-, cor-) has at least one check cell naming it; every check
-  cell asserts; every label a check names exists; labels are unique.
-- Every chapter installs rlnotes in its first cell when it is missing (for Colab), from the
-  repository URL of _config.yml.
+  committed output holds an error or a memory address (nbval skips unexecuted cells silently).
+- Across the book: every claim (eq-, thm-, lem-, cor-, pit-) has a check cell naming it, every
+  check cell asserts something that can fail, names only existing labels, and labels are unique.
+- In every chapter: the setup cell first (verbatim, with the URL of _config.yml), check cells
+  collapsed (tag hide-input), no NBVAL_ comments or inspect.getsource, every figure glued and
+  captioned, no "({eq}`", code and output lines within 88 characters, only the imports a reader's
+  install has, at least 3 exercises with dropdown solutions, symbolic and numeric checks.
 """
 
 from __future__ import annotations
@@ -14,99 +21,37 @@ import json
 import re
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 import yaml
 
-from conftest import ROOT, load_rlbook
+from conftest import ROOT, load_contract
 
-RLBOOK = load_rlbook()
-NOTEBOOKS = RLBOOK.chapter_notebooks(ROOT)
-CHAPTERS = [p for p in NOTEBOOKS if re.match(r"\d\d-", p.name)]
+CONTRACT = load_contract()
+NOTEBOOKS = CONTRACT.chapter_notebooks(ROOT)
+CHAPTERS = [p for p in NOTEBOOKS if CONTRACT.is_chapter(p)]
 IDS = [p.relative_to(ROOT).as_posix() for p in NOTEBOOKS]
 
 
-def contract_problems(notebooks: list[Any]) -> list[str]:
-    """Every breach of the claim/check contract across the given parsed notebooks."""
-    problems: list[str] = []
-    defined: dict[str, str] = {}
-    for nb in notebooks:
-        for claim in nb.claims:
-            if claim.label in defined:
-                first = defined[claim.label]
-                problems.append(f"{claim.label}: defined twice ({first}, {nb.docname})")
-            defined[claim.label] = nb.docname
-    named = {label for nb in notebooks for c in nb.checks for label in c.labels}
-    for nb in notebooks:
-        for claim in nb.claims:
-            if claim.kind in RLBOOK.CLAIM_PREFIXES and claim.label not in named:
-                problems.append(f"{nb.docname}: claim {claim.label} has no check cell")
-            if claim.kind == "cor" and not claim.title.startswith("Correction"):
-                problems.append(f"{nb.docname}: {claim.label} is not titled 'Correction: ...'")
-            if claim.kind not in RLBOOK.CLAIM_PREFIXES + RLBOOK.NAME_PREFIXES:
-                problems.append(f"{nb.docname}: label {claim.label} has an unknown prefix")
-        for check in nb.checks:
-            where = f"{nb.docname} cell {check.cell_index}"
-            if not check.asserts:
-                problems.append(f"{where}: check cell has no assert")
-            if check.kind not in RLBOOK.CHECK_KINDS:
-                problems.append(f"{where}: unknown check kind {check.kind!r}")
-            if not check.labels:
-                problems.append(f"{where}: check names no label")
-            for label in check.labels:
-                if label not in defined:
-                    problems.append(f"{where}: check names unknown label {label}")
-    return problems
+def repository_url() -> str:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    return str(config["repository"]["url"])
 
 
 def test_book_has_chapters() -> None:
     assert CHAPTERS, "no chapter notebooks found under book/"
 
 
-def test_contract_holds_across_the_book() -> None:
-    problems = contract_problems(RLBOOK.parse_book(ROOT))
+def test_claims_and_checks_across_the_book() -> None:
+    problems = CONTRACT.book_problems(CONTRACT.parse_book(ROOT))
     assert not problems, "\n".join(problems)
 
 
-def _fake_notebook(cells: list[dict[str, Any]], tmp_path: Path) -> Any:
-    path = tmp_path / "book" / "99-fake.ipynb"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb))
-    return RLBOOK.parse_notebook(path, tmp_path)
-
-
-def _md(text: str) -> dict[str, Any]:
-    return {"cell_type": "markdown", "metadata": {}, "source": text}
-
-
-def _code(text: str, n: int | None = 1) -> dict[str, Any]:
-    return {"cell_type": "code", "metadata": {}, "source": text, "execution_count": n,
-            "outputs": []}
-
-
-def test_contract_detects_breaches(tmp_path: Path) -> None:
-    """Negative control: the contract check must flag each kind of breach."""
-    nb = _fake_notebook(
-        [
-            _md("# Fake\n$$ x = 1 $$ (eq-fake-unchecked)\n\n$$ y = 2 $$ (eq-fake-checked)"),
-            _md("```{prf:theorem} T\n:label: thm-fake\n\nBody.\n```"),
-            _md("```{admonition} Correction: wrong\n:class: warning\n:name: cor-fake\n\nT.\n```"),
-            _code("# check[numeric]: eq-fake-checked, eq-missing\nprint(1)"),
-            _code("# check[visual]: thm-fake\nassert True"),
-            _code("# check[symbolic]: cor-fake\nassert 1 == 1"),
-        ],
-        tmp_path,
-    )
-    labels = {c.label for c in nb.claims}
-    assert labels == {"eq-fake-unchecked", "eq-fake-checked", "thm-fake", "cor-fake"}
-    problems = "\n".join(contract_problems([nb]))
-    assert "eq-fake-unchecked has no check cell" in problems
-    assert "check cell has no assert" in problems
-    assert "unknown label eq-missing" in problems
-    assert "unknown check kind 'visual'" in problems
-    assert "cor-fake" not in problems
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_chapter_follows_the_reader_rules(path: Path) -> None:
+    nb = CONTRACT.parse_notebook(path, ROOT)
+    problems = CONTRACT.chapter_problems(nb, repository_url())
+    assert not problems, f"{len(problems)} breaches of book/AUTHORING.md:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -123,37 +68,26 @@ def test_executed_top_to_bottom(path: Path) -> None:
             assert not re.search(r" at 0x[0-9a-fA-F]{6,}", text), f"code cell {i} shows an address"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
-def test_first_cell_installs_rlnotes_for_colab(path: Path) -> None:
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url = config["repository"]["url"]
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    src = "".join(first["source"])
-    assert 'importlib.util.find_spec("rlnotes") is None' in src
-    assert f'%pip install --quiet "rlnotes @ git+{url}.git"' in src
+def test_the_setup_cell_installs_from_the_configured_repository() -> None:
+    """The setup cell names the URL of _config.yml, installs the notebooks extra, and stops."""
+    cell = CONTRACT.setup_cell(repository_url())
+    assert f'url = "git+{repository_url()}.git"' in cell
+    assert "rlnotes[notebooks] @ {url}" in cell
+    assert "raise SystemExit" in cell
+    compile(cell, "<setup>", "exec")
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
-def test_chapter_pairs_symbolic_and_numeric_checks(path: Path, rlbook: ModuleType) -> None:
-    nb = rlbook.parse_notebook(path, ROOT)
-    kinds = {c.kind for c in nb.checks}
-    assert {"symbolic", "numeric"} <= kinds, f"{path.name} has check kinds {kinds}"
-    src = path.read_text(encoding="utf-8")
-    assert "import sympy" in src and "rlnotes" in src
-
-
-def test_rlnotes_docstrings_name_labels_that_exist() -> None:
+def test_rlnotes_docstrings_name_labels_that_exist(contract: ModuleType) -> None:
     """A docstring's "Book: eq-..." must point at a claim the book really makes."""
     import inspect
 
     import rlnotes
 
-    defined = {claim.label for nb in RLBOOK.parse_book(ROOT) for claim in nb.claims}
+    defined = {claim.label for nb in contract.parse_book(ROOT) for claim in nb.claims}
     named: dict[str, set[str]] = {}
     for name in rlnotes.__all__:
         doc = inspect.getdoc(getattr(rlnotes, name)) or ""
-        for label in re.findall(r"\b(?:eq|thm|lem|cor|def)-[a-z0-9]+(?:-[a-z0-9]+)*", doc):
+        for label in re.findall(r"\b(?:eq|thm|lem|cor|pit|def)-[a-z0-9]+(?:-[a-z0-9]+)*", doc):
             named.setdefault(label, set()).add(name)
     assert named, "no docstring names a book label"
     missing = {label: sorted(names) for label, names in named.items() if label not in defined}

@@ -1,124 +1,46 @@
-"""Sphinx extension of the book: the generated appendices.
+"""Sphinx extension of the book: generated pages and the hooks that make the HTML readable.
 
-- ``{verification-ledger}``: a table with a row per labelled claim of every chapter notebook, the
-  check cells that name it, and their kind (symbolic or numeric).
-- ``{errata-list}``: every ``Correction`` admonition of the book, with a link back to it.
+Directives (each regenerated from the notebooks on every build):
+
+- ``{verification-ledger}``: a row per labelled claim, the check cells naming it (linked to the
+  cell), and their kind.
+- ``{errata-list} cor`` / ``{errata-list} pit``: every Correction of the notes, or every Pitfall.
+- ``{book-contents}``: the parts and chapters of ``_toc.yml`` as they exist, with their counts.
 - ``{rlnotes-api}``: autodoc of every symbol in ``rlnotes.__all__``, grouped by module.
 
-The notebook parser below is also what ``tests/test_notebooks.py`` uses to enforce the chapter
-contract, so the ledger and the contract test can never disagree.
+Hooks: check cells get an anchor (``check-<doc>-<cell>``) that the ledger links to; Correction and
+Pitfall admonitions get their title as reference text; "Book: eq-..." in a docstring becomes a
+link to the equation; sphinx-thebe's unused assets are dropped.
+
+The parsing itself lives in ``contract.py`` (pure, unit-tested); this module only renders.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import re
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: Prefixes of labels that claim something and therefore need a check.
-CLAIM_PREFIXES = ("eq", "thm", "lem", "cor")
-#: Prefixes of labels that only name something (no check needed).
-NAME_PREFIXES = ("def",)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_EQ_LABEL = re.compile(r"\$\$\s*\((?P<label>[a-z]+-[A-Za-z0-9_-]+)\)")
-_DIRECTIVE = re.compile(
-    r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[a-z:]+)\}[ \t]*(?P<arg>[^\n]*)\n"
-    r"(?P<opts>(?:[ \t]*:[a-z-]+:[^\n]*\n)*)"
-    r"(?P<body>.*?)^(?P=fence)[ \t]*$",
-    re.M | re.S,
-)
-_OPTION = re.compile(r"^[ \t]*:(?P<key>[a-z-]+):[ \t]*(?P<value>[^\n]*)$", re.M)
-_CHECK = re.compile(r"^\s*#\s*check\[(?P<kind>[a-z]+)\]:\s*(?P<labels>[^\n]*)$")
-CHECK_KINDS = ("symbolic", "numeric")
+import contract  # noqa: E402
+from contract import Claim, Notebook  # noqa: E402
 
+__all__ = [
+    "book_label_roles",
+    "contents_markdown",
+    "errata_markdown",
+    "ledger_markdown",
+    "setup",
+    "toc_entries",
+    "toc_notebooks",
+]
 
-@dataclass
-class Claim:
-    """A labelled claim (equation, theorem, lemma or correction) of one notebook."""
-
-    label: str
-    kind: str  # eq, thm, lem, cor, def
-    docname: str
-    title: str = ""
-    body: str = ""
-
-
-@dataclass
-class Check:
-    """A check cell: its position, kind, the labels it names and whether it asserts."""
-
-    docname: str
-    cell_index: int
-    execution_count: int | None
-    kind: str
-    labels: list[str]
-    asserts: bool
-
-
-@dataclass
-class Notebook:
-    """What the contract cares about in one chapter notebook."""
-
-    path: Path
-    docname: str
-    title: str
-    claims: list[Claim] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-
-
-def _source(cell: dict[str, Any]) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
-
-
-def parse_notebook(path: Path, root: Path) -> Notebook:
-    """Collect the labelled claims and check cells of the notebook at ``path``."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    docname = path.relative_to(root).with_suffix("").as_posix()
-    title = ""
-    claims: list[Claim] = []
-    checks: list[Check] = []
-    for index, cell in enumerate(nb["cells"]):
-        text = _source(cell)
-        if cell["cell_type"] == "markdown":
-            if not title:
-                heading = re.search(r"^#\s+(.+)$", text, re.M)
-                title = heading.group(1).strip() if heading else ""
-            for m in _EQ_LABEL.finditer(text):
-                claims.append(Claim(m["label"], m["label"].split("-")[0], docname))
-            for m in _DIRECTIVE.finditer(text):
-                opts = {o["key"]: o["value"].strip() for o in _OPTION.finditer(m["opts"])}
-                label = opts.get("label") or opts.get("name")
-                if label:
-                    claims.append(
-                        Claim(label, label.split("-")[0], docname, m["arg"].strip(), m["body"])
-                    )
-        elif cell["cell_type"] == "code":
-            first = text.lstrip("\n").split("\n", 1)[0]
-            m = _CHECK.match(first)
-            if m:
-                labels = [x.strip() for x in m["labels"].split(",") if x.strip()]
-                asserts = re.search(r"\bassert\b", text) is not None
-                checks.append(
-                    Check(docname, index, cell.get("execution_count"), m["kind"], labels, asserts)
-                )
-    return Notebook(path, docname, title, claims, checks)
-
-
-def chapter_notebooks(root: Path) -> list[Path]:
-    """The book's notebooks, in file order (build output and checkpoints excluded)."""
-    return sorted(
-        p
-        for p in (root / "book").glob("**/*.ipynb")
-        if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts
-    )
-
-
-def parse_book(root: Path) -> list[Notebook]:
-    """Parse every notebook of the book."""
-    return [parse_notebook(p, root) for p in chapter_notebooks(root)]
+_LABEL_TOKEN = re.compile(r"(?<![`\w-])((?:eq|thm|lem|cor|pit|def)-[a-z0-9]+(?:-[a-z0-9]+)*)\b")
+_BOOK_SPAN = re.compile(r"Book:(?P<span>.*?)(?=Source:|\n[ \t]*\n|\Z)", re.S)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -129,19 +51,29 @@ def _claim_ref(claim: Claim) -> str:
         return f"{{eq}}`{claim.label}`"
     if claim.kind in ("thm", "lem", "def"):
         return f"{{prf:ref}}`{claim.label}`"
-    title = claim.title or claim.label
+    # The ledger is a table: a "|" in a title would end the cell (GFM unescapes "\|" inside
+    # the role's text, so the title keeps its bar).
+    title = _short_title(claim).replace("|", "\\|").replace("`", "'")
     return f"{{ref}}`{title} <{claim.label}>`"
 
 
-def ledger_markdown(notebooks: list[Notebook]) -> str:
-    """The verification ledger as a MyST table."""
+def _short_title(claim: Claim) -> str:
+    title = claim.title
+    for prefix in ("Correction:", "Pitfall:"):
+        title = title.removeprefix(prefix)
+    title = title.strip() or claim.label
+    return title[:1].upper() + title[1:]
+
+
+def ledger_markdown(notebooks: Sequence[Notebook]) -> str:
+    """The verification ledger as a MyST table; "In [n]" links to the check cell."""
     rows = [
         "| Chapter | Claim | Label | Check cells | Kind |",
         "| :-- | :-- | :-- | :-- | :-- |",
     ]
     for nb in notebooks:
         for claim in nb.claims:
-            if claim.kind not in CLAIM_PREFIXES:
+            if claim.kind not in contract.CLAIM_PREFIXES:
                 continue
             named = [c for c in nb.checks if claim.label in c.labels]
             named += [
@@ -152,9 +84,8 @@ def ledger_markdown(notebooks: list[Notebook]) -> str:
                 if claim.label in c.labels
             ]
             cells = ", ".join(
-                f"In [{c.execution_count}]"
-                if c.docname == nb.docname
-                else f"In [{c.execution_count}] of {{doc}}`/{c.docname}`"
+                f"{{ref}}`In [{c.execution_count}] <{c.anchor}>`"
+                + ("" if c.docname == nb.docname else f" of {{doc}}`/{c.docname}`")
                 for c in named
             )
             kinds = ", ".join(sorted({c.kind for c in named})) or "**unchecked**"
@@ -165,25 +96,97 @@ def ledger_markdown(notebooks: list[Notebook]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def errata_markdown(notebooks: list[Notebook]) -> str:
-    """Every correction of the book: its title, a link back, and its text."""
+def errata_markdown(notebooks: Sequence[Notebook], kind: str = "cor") -> str:
+    """Every Correction (``kind="cor"``) or Pitfall (``"pit"``) of the book: its title, a link
+    back, and its text."""
     parts: list[str] = []
     for nb in notebooks:
         for claim in nb.claims:
-            if claim.kind != "cor":
+            if claim.kind != kind:
                 continue
-            title = claim.title.removeprefix("Correction:").strip() or claim.label
-            title = title[:1].upper() + title[1:]
             # The body is shown again here, so its equation labels must not be defined twice.
-            body = _EQ_LABEL.sub("$$", claim.body.strip())
+            body = re.sub(r"\$\$[ \t]*\([a-z]+-[a-z0-9-]+\)", "$$", claim.body.strip())
+            what = "correction" if kind == "cor" else "pitfall"
             parts.append(
-                f"**{title}** — {{doc}}`/{nb.docname}`, {{ref}}`see the correction <{claim.label}>`"
-                f"\n\n{body}\n"
+                f"**{_short_title(claim)}** — {{doc}}`/{nb.docname}`, "
+                f"{{ref}}`see the {what} <{claim.label}>`\n\n{body}\n"
             )
-    return "\n---\n\n".join(parts) if parts else "No corrections yet.\n"
+    if not parts:
+        return "No corrections yet.\n" if kind == "cor" else "No pitfalls yet.\n"
+    return "\n---\n\n".join(parts)
 
 
-def api_markdown() -> str:
+def toc_entries(root: Path) -> list[tuple[str, list[str]]]:
+    """``(part caption, [docname, ...])`` of ``_toc.yml``, in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    out: list[tuple[str, list[str]]] = []
+    for part in toc.get("parts", []):
+        docs = [str(c["file"]).removesuffix(".ipynb").removesuffix(".md") for c in part["chapters"]]
+        out.append((str(part.get("caption", "")), docs))
+    return out
+
+
+def toc_notebooks(root: Path) -> list[Notebook]:
+    """The notebooks the book builds: those of ``_toc.yml`` (a draft not yet in the table of
+    contents is not built, so the generated pages must not link to it)."""
+    listed = {doc for _, docs in toc_entries(root) for doc in docs}
+    return [nb for nb in contract.parse_book(root) if nb.docname in listed]
+
+
+def contents_markdown(root: Path, notebooks: Sequence[Notebook]) -> str:
+    """The parts and chapters that exist, in reading order, with what each chapter verifies."""
+    by_doc = {nb.docname: nb for nb in notebooks}
+    lines: list[str] = []
+    number = 0
+    for caption, docs in toc_entries(root):
+        items: list[str] = []
+        for doc in docs:
+            if not any((root / f"{doc}{ext}").exists() for ext in (".ipynb", ".md")):
+                continue  # listed in _toc.yml but not written yet: the page lists what exists
+            nb = by_doc.get(doc)
+            if nb is None or not contract.is_chapter(nb.path):
+                items.append(f"- {{doc}}`/{doc}`")
+                continue
+            number += 1
+            claims = [c for c in nb.claims if c.kind in contract.CLAIM_PREFIXES]
+            cors = sum(c.kind == "cor" for c in nb.claims)
+            exercises = sum(d.name == "exercise" for d in nb.directives)
+            facts = [f"{len(claims)} claims", f"{len(nb.checks)} check cells"]
+            if cors:
+                facts.append(f"{cors} correction{'s' if cors > 1 else ''} of the notes")
+            if exercises:
+                facts.append(f"{exercises} exercises")
+            # A list item "3." starts the list at 3: chapters are numbered across parts.
+            items.append(f"{number}. {{doc}}`/{doc}` ({', '.join(facts)})")
+        if items:
+            lines.append(f"**{caption}**\n\n" + "\n".join(items) + "\n")
+    return "\n".join(lines)
+
+
+def book_label_roles(text: str, defined: frozenset[str]) -> str:
+    """Turn the labels after "Book:" in a docstring into reST cross-references (only labels the
+    book defines; others stay text, and the contract test reports them)."""
+
+    def role(m: re.Match[str]) -> str:
+        label = m.group(1)
+        if label not in defined:
+            return label
+        kind = label.split("-", 1)[0]
+        if kind == "eq":
+            return f":eq:`{label}`"
+        if kind in ("thm", "lem", "def"):
+            return f":prf:ref:`{label}`"
+        return f":ref:`{label}`"
+
+    def span(m: re.Match[str]) -> str:
+        return "Book:" + _LABEL_TOKEN.sub(role, m.group("span"))
+
+    return _BOOK_SPAN.sub(span, text)
+
+
+def _api_markdown() -> str:
     """Autodoc directives for every public symbol of rlnotes, grouped by defining module."""
     import rlnotes
 
@@ -201,7 +204,12 @@ def api_markdown() -> str:
     return "\n".join(out)
 
 
-# --------------------------------------------------------------------------- directives
+# --------------------------------------------------------------------------- hooks
+
+
+@functools.cache
+def _parsed_book(srcdir: str) -> tuple[Notebook, ...]:
+    return tuple(toc_notebooks(Path(srcdir)))
 
 
 def _mentions_thebe(asset: Any) -> bool:
@@ -213,8 +221,8 @@ def _mentions_thebe(asset: Any) -> bool:
 def _drop_thebe_assets(
     app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Drop sphinx-thebe's assets: live code (Thebe) is off in _config.yml, yet the extension still
-    injects its loader on every page, twice and with a CDN address."""
+    """Drop sphinx-thebe's assets: live code (Thebe) is off in _config.yml, yet the extension
+    still injects its loader on every page, twice and with a CDN address."""
     for key in ("script_files", "css_files"):
         if key in context:
             context[key] = [a for a in context[key] if not _mentions_thebe(a)]
@@ -227,44 +235,103 @@ def setup(app: Any) -> dict[str, Any]:
 
     class _Generated(SphinxDirective):
         has_content = False
+        optional_arguments = 1
 
-        def markdown(self) -> str:
+        def markdown(self, notebooks: Sequence[Notebook]) -> str:
             raise NotImplementedError
 
         def run(self) -> list[Any]:
             root = Path(self.env.srcdir)
-            for path in chapter_notebooks(root):
+            for path in contract.chapter_notebooks(root):
                 self.env.note_dependency(str(path))
+            self.env.note_dependency(str(root / "_toc.yml"))
+            notebooks = toc_notebooks(root)
             container = nodes.container()
-            text = self.markdown()
+            text = self.markdown(notebooks)
             self.state.nested_parse(StringList(text.splitlines()), self.content_offset, container)
-            return container.children
+            return list(container.children)
 
     class VerificationLedger(_Generated):
-        def markdown(self) -> str:
-            return ledger_markdown(parse_book(Path(self.env.srcdir)))
+        def markdown(self, notebooks: Sequence[Notebook]) -> str:
+            return ledger_markdown(notebooks)
 
     class ErrataList(_Generated):
-        def markdown(self) -> str:
-            return errata_markdown(parse_book(Path(self.env.srcdir)))
+        def markdown(self, notebooks: Sequence[Notebook]) -> str:
+            kind = self.arguments[0] if self.arguments else "cor"
+            if kind not in ("cor", "pit"):
+                raise self.error(f"errata-list takes 'cor' or 'pit', not {kind!r}")
+            return errata_markdown(notebooks, kind)
+
+    class BookContents(_Generated):
+        def markdown(self, notebooks: Sequence[Notebook]) -> str:
+            return contents_markdown(Path(self.env.srcdir), notebooks)
 
     class RlnotesApi(_Generated):
-        def markdown(self) -> str:
-            return api_markdown()
+        def markdown(self, notebooks: Sequence[Notebook]) -> str:
+            return _api_markdown()
 
-    def title_corrections(app: Any, doctree: Any) -> None:
-        """Give each Correction admonition its title as reference text, so that a plain
-        ``{ref}`cor-...``` works as it does for a section."""
+    def label_admonitions(app: Any, doctree: Any) -> None:
+        """Give each Correction and Pitfall admonition its title as reference text, so that a
+        plain ``{ref}`cor-...``` works as it does for a section."""
         std = app.env.get_domain("std")
         for node in doctree.findall(nodes.admonition):
             title = node.next_node(nodes.title)
             for name in node["names"]:
-                if name.startswith("cor-") and title is not None and node["ids"]:
+                if name.startswith(("cor-", "pit-")) and title is not None and node["ids"]:
                     std.labels[name] = (app.env.docname, node["ids"][0], title.astext())
 
-    app.connect("doctree-read", title_corrections)
+    def anchor_check_cells(app: Any, doctree: Any) -> None:
+        """Give every check cell an id and a Sphinx label (``Check.anchor``) for the ledger."""
+        docname = app.env.docname
+        path = Path(app.env.doc2path(docname))
+        if path.suffix != ".ipynb":
+            return
+        nb = contract.parse_notebook(path, Path(app.env.srcdir))
+        checks = {c.cell_index: c for c in nb.checks}
+        std = app.env.get_domain("std")
+        for node in doctree.findall(nodes.container):
+            if node.get("nb_element") != "cell_code":
+                continue
+            check = checks.get(node.get("cell_index"))
+            if check is None:
+                continue
+            node["ids"].append(check.anchor)
+            doctree.ids[check.anchor] = node
+            std.anonlabels[check.anchor] = (docname, check.anchor)
+            std.labels[check.anchor] = (docname, check.anchor, f"In [{check.execution_count}]")
+
+    def link_book_labels(
+        app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+    ) -> None:
+        defined = frozenset(c.label for nb in _parsed_book(app.srcdir) for c in nb.claims)
+        text = book_label_roles("\n".join(lines), defined)
+        lines[:] = text.split("\n")
+
+    def resolve_public_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+        """Let ``{py:func}`rlnotes.gae``` (the name a reader imports) resolve to the entry of
+        the defining module (``rlnotes.estimators.returns.gae``) on the API page."""
+        target = str(node.get("reftarget", ""))
+        if node.get("refdomain") != "py" or not re.fullmatch(r"rlnotes\.\w+", target):
+            return None
+        import rlnotes
+
+        name = target.split(".", 1)[1]
+        if name not in rlnotes.__all__:
+            return None
+        full = f"{getattr(rlnotes, name).__module__}.{name}"
+        return env.get_domain("py").resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], full, node, contnode
+        )
+
+    app.connect("missing-reference", resolve_public_names)
+    app.connect("doctree-read", label_admonitions)
+    app.connect("doctree-read", anchor_check_cells)
+    app.connect("autodoc-process-docstring", link_book_labels)
     app.connect("html-page-context", _drop_thebe_assets)
     app.add_directive("verification-ledger", VerificationLedger)
     app.add_directive("errata-list", ErrataList)
+    app.add_directive("book-contents", BookContents)
     app.add_directive("rlnotes-api", RlnotesApi)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    app.add_css_file("rlbook.css")
+    app.add_js_file("rlbook.js")
+    return {"version": "2.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -87,8 +87,7 @@ def _banded_solve(x: FloatArray, c: float, cuts: IndexArray, out: FloatArray) ->
         if inner is not None:
             sup[inner] = 0.0
         k = hi - lo
-        _, info = solve(ab[:, :k], seg.reshape(k, 1), uplo="U", trans="N", diag="U",
-                        overwrite_b=1)
+        _, info = solve(ab[:, :k], seg.reshape(k, 1), uplo="U", trans="N", diag="U", overwrite_b=1)
         if info != 0:  # pragma: no cover - a unit triangular system is never singular
             raise RuntimeError(f"dtbtrs failed with info={info}")
         if inner is not None:
@@ -206,7 +205,9 @@ def _check_result(
     if not ok:
         for name, arr in inputs:
             check_finite(name, arr)
-        raise ValueError(f"{inputs[0][0]} too large in magnitude: the result overflows float64")
+        raise OverflowError(
+            f"{inputs[0][0]} too large in magnitude: the result overflows float64; rescale it"
+        )
     return y
 
 
@@ -223,27 +224,27 @@ def _same_shape(name: str, x: Any, shape: tuple[int, ...]) -> FloatArray:
     return arr
 
 
-def _done_flags(terminated: Any, truncated: Any, shape: tuple[int, ...]) -> tuple[
-    BoolArray, BoolArray
-]:
+def _done_flags(
+    terminated: Any, truncated: Any, shape: tuple[int, ...]
+) -> tuple[BoolArray, BoolArray]:
     term = check_bool_flags("terminated", terminated, shape)
     trunc = check_bool_flags("truncated", truncated, shape)
     return term, trunc
 
 
 # -- public API ----------------------------------------------------------------------------
-def discounted_cumsum(x: Any, discount: float, axis: int = 0) -> FloatArray:
+def discounted_cumsum(x: Any, gamma: float, axis: int = 0) -> FloatArray:
     r"""Discounted cumulative sum from the end of an axis.
 
-    Computes :math:`y_t = x_t + d \, y_{t+1}` with :math:`y_T = 0`, that is
-    :math:`y_t = \sum_{k \ge t} d^{\,k-t} x_k`, along ``axis``.
+    Computes :math:`y_t = x_t + \gamma \, y_{t+1}` with :math:`y_T = 0`, that is
+    :math:`y_t = \sum_{k \ge t} \gamma^{\,k-t} x_k`, along ``axis``.
 
     Parameters
     ----------
     x : array_like
         Finite real array with at least one dimension.
-    discount : float
-        The factor :math:`d`, in [0, 1].
+    gamma : float
+        The discount factor :math:`\gamma`, in [0, 1].
     axis : int, optional
         The time axis (default 0).
 
@@ -251,6 +252,11 @@ def discounted_cumsum(x: Any, discount: float, axis: int = 0) -> FloatArray:
     -------
     numpy.ndarray
         float64 array of the shape of ``x``.
+
+    Raises
+    ------
+    OverflowError
+        If the sum overflows float64 although every input is finite.
 
     Notes
     -----
@@ -260,9 +266,9 @@ def discounted_cumsum(x: Any, discount: float, axis: int = 0) -> FloatArray:
     arr = as_float_array("x", x)
     if arr.ndim == 0:
         raise ValueError("x must have at least one dimension, got a scalar")
-    d = check_gamma(discount, "discount", allow_one=True)
+    d = check_gamma(gamma, "gamma", allow_one=True)
     if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-        raise ValueError(f"axis must be an integer, got {axis!r}")
+        raise TypeError(f"axis must be an integer, got {axis!r}")
     if not -arr.ndim <= axis < arr.ndim:
         raise ValueError(f"axis must lie in [{-arr.ndim}, {arr.ndim}), got {axis}")
     moved = np.moveaxis(arr, int(axis), 0)

@@ -1,38 +1,91 @@
-"""REINFORCE with a neural policy in torch: the surrogate loss and a seeded training loop."""
+r"""REINFORCE with a neural policy in torch: the surrogate loss, the weights, a training loop.
+
+:func:`train_reinforce` is a short composition of the shared torch parts:
+:func:`~rlnotes.nn.rollout.collect_episodes` (a seeded, time-major batch of whole episodes),
+:func:`reinforce_weights` (reward to go, baselines and GAE, all through
+:mod:`rlnotes.estimators.returns`), :func:`reinforce_loss`, and, for the weightings with a
+critic, :func:`~rlnotes.nn.critic.fit_critic`.
+
+**Which objective.** Every weighting here estimates the gradient of the *time-limited*
+discounted objective :math:`J_H(\theta) = \mathbb{E}\big[\sum_{t < T \wedge H} \gamma^t r_t\big]`,
+where :math:`T` is the termination time and :math:`H` the environment's time limit
+(``max_episode_steps``, 500 for CartPole-v1): a truncated step is the last step of that
+objective, so no weighting bootstraps there. The critic is time-aware (it sees
+:math:`t / H` next to the observation; Pardo et al. 2018), because the value of the
+time-limited problem depends on the time left.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
-from rlnotes.core.validation import FloatArray, check_gamma, check_positive_int, check_positive_real
+from rlnotes.core.validation import (
+    FloatArray,
+    as_float_array,
+    check_gamma,
+    check_positive_int,
+    check_positive_real,
+)
 from rlnotes.estimators.returns import gae, lambda_returns, reward_to_go
+from rlnotes.nn.critic import fit_critic, predict_values, value_network
 from rlnotes.nn.policies import CategoricalMLPPolicy
+from rlnotes.nn.rollout import (
+    EpisodeBatch,
+    batch_log_probs,
+    collect_episodes,
+    episode_returns,
+    make_discrete_control_env,
+    step_in_episode,
+)
+
+__all__ = [
+    "CRITIC_WEIGHTINGS",
+    "TRAIN_WEIGHTINGS",
+    "VALUE_STEPS",
+    "reinforce_loss",
+    "reinforce_weights",
+    "train_reinforce",
+]
 
 #: The weightings that :func:`train_reinforce` accepts.
 TRAIN_WEIGHTINGS = ("total", "reward_to_go", "reward_to_go_baseline", "gae")
 
-#: The weightings that need a learned value function (chapter 2).
+#: The weightings that need a learned value function (a critic).
 CRITIC_WEIGHTINGS = ("reward_to_go_baseline", "gae")
 
 #: Adam steps of value regression per iteration, for the weightings with a critic.
 VALUE_STEPS = 10
 
 
+def _check_tensor(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return x
+
+
 def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    r"""The REINFORCE surrogate loss, whose gradient is minus the score-function estimate.
+    r"""The REINFORCE surrogate loss.
 
     .. math:: L(\theta) = -\frac{1}{M} \sum_{k=1}^{M} w_k \log \pi_\theta(a_k \mid s_k),
               \qquad
               \nabla_\theta L
               = -\frac{1}{M} \sum_{k=1}^{M} w_k \nabla_\theta \log \pi_\theta(a_k \mid s_k)
 
-    The weights are detached: they are treated as constants, as in the estimator.
-    Book: eq-sf-reinforce. Source: Williams (1992); Schulman et al. (2015), surrogate loss.
+    The weights are detached: they are treated as constants, as in the estimator. Over a
+    batch of N episodes with M steps in all, :math:`\nabla_\theta L = -(N/M)\,\hat g`, where
+    :math:`\hat g` is the per-episode average of eq-sf-reinforce; M is random when episodes
+    end at random times, so the step size an optimizer sees varies with the batch.
+    Book: eq-sf-reinforce, eq-sf-surrogate. Source: Williams (1992); Schulman et al. (2015),
+    surrogate loss.
 
     Parameters
     ----------
@@ -43,17 +96,11 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
 
     Returns
     -------
-    0-d torch.Tensor
+    torch.Tensor
+        A 0-d tensor.
     """
-    for name, x in (("log_probs", log_probs), ("weights", weights)):
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-        if x.numel() == 0:
-            raise ValueError(f"{name} must not be empty")
-        if not bool(torch.isfinite(x.detach()).all()):
-            raise ValueError(f"{name} contains NaN or inf")
+    _check_tensor("log_probs", log_probs)
+    _check_tensor("weights", weights)
     if log_probs.shape != weights.shape:
         raise ValueError(
             f"weights must have the shape of log_probs {tuple(log_probs.shape)}, "
@@ -62,68 +109,111 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return -(log_probs * weights.detach()).mean()
 
 
-def _episode_weights(
-    rewards: FloatArray,
+def reinforce_weights(
+    rewards: Any,
     gamma: float,
     weighting: str,
-    values: FloatArray | None = None,
+    ends: Any,
     *,
-    last_value: float = 0.0,
+    values: Any = None,
+    next_values: Any = None,
     lam: float = 1.0,
 ) -> FloatArray:
-    r"""Per-step weights :math:`w_t` of one episode (the only place a weighting is defined).
+    r"""Per-step weights :math:`w_t` of whole episodes laid end to end (time-major).
 
-    ``"total"``: :math:`w_t = G_0`; ``"reward_to_go"``: :math:`w_t = \gamma^t G_t`, with
-    :math:`G_t = \sum_{k \ge t} \gamma^{k-t} r_k`, as in
-    :func:`rlnotes.pg.score.reinforce_gradients`. ``values`` (the value estimate of each step's
-    state) is accepted for weightings that need a critic; the two defined here ignore it.
+    With :math:`G_t = \sum_{k=t}^{T_e - 1} \gamma^{k-t} r_k` the reward to go inside the
+    episode and :math:`i` the time of step :math:`t` inside its episode:
 
-    Chapter 2 adds ``"reward_to_go_baseline"``: :math:`w_t = \gamma^t (G_t - \hat V(s_t))`, and
-    ``"gae"``: :math:`w_t = \gamma^t \hat A^\lambda_t` (Book: eq-vr-gae), where the value of the
-    state after the last step is ``last_value`` (0 if the episode terminated, the value of the
-    final observation if it was truncated).
+    - ``"total"``: :math:`w_t = G_{\text{start}}`, the episode's discounted return
+      (Book: eq-sf-reinforce);
+    - ``"reward_to_go"``: :math:`w_t = \gamma^i G_t` (Book: eq-vr-discounted-rtg);
+    - ``"reward_to_go_baseline"``: :math:`w_t = \gamma^i (G_t - \hat V_t)`
+      (Book: thm-vr-baseline);
+    - ``"gae"``: :math:`w_t = \gamma^i \hat A^{\lambda}_t` with
+      :math:`\delta_t = r_t + \gamma \hat V_{t+1} - \hat V_t`, and :math:`\hat V_{t+1} = 0`
+      at an episode's last step (Book: eq-vr-gae).
+
+    ``ends[t]`` marks the last step of an episode (terminated *or* truncated); no weighting
+    bootstraps there, so all four estimate the gradient of the same time-limited objective
+    (module docstring). The recursions are those of :mod:`rlnotes.estimators.returns`, so
+    rewards too large for float64 raise the same named error.
+    Source: Williams (1992); Schulman et al. (2016).
+
+    Parameters
+    ----------
+    rewards : array_like, shape (T,)
+        Rewards of the episodes, concatenated.
+    gamma : float
+        Discount factor in [0, 1].
+    weighting : {"total", "reward_to_go", "reward_to_go_baseline", "gae"}
+        The estimator.
+    ends : array_like of bool, shape (T,)
+        True at the last step of every episode (and only there); ``ends[-1]`` must be True.
+    values, next_values : array_like, shape (T,), optional
+        :math:`\hat V_t` (both critic weightings) and :math:`\hat V_{t+1}` (``"gae"``; its
+        entries at episode ends are not used).
+    lam : float
+        :math:`\lambda \in [0, 1]` of ``"gae"``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T,), float64
     """
-    if weighting in CRITIC_WEIGHTINGS:
-        if values is None or values.shape != rewards.shape:
-            raise ValueError(f"values must have the shape of rewards {rewards.shape}")
-        scale = gamma ** np.arange(rewards.shape[0], dtype=np.float64)
-        if weighting == "reward_to_go_baseline":
-            w: FloatArray = scale * (reward_to_go(rewards, gamma) - values)
-            return w
-        next_values = np.append(values[1:], last_value)
-        w = scale * gae(rewards, values, next_values, gamma, lam)
-        return w
-    T = rewards.shape[0]
-    rtg = np.empty(T)
-    acc = 0.0
-    for t in range(T - 1, -1, -1):
-        acc = float(rewards[t]) + gamma * acc
-        rtg[t] = acc
-    powers = gamma ** np.arange(T, dtype=np.float64)
-    if weighting == "total":
-        return np.full(T, rtg[0])
-    if weighting == "reward_to_go":
-        out: FloatArray = powers * rtg
+    r = as_float_array("rewards", rewards, ndim=1)
+    g = check_gamma(gamma, "gamma", allow_one=True)
+    if not isinstance(weighting, str):
+        raise TypeError(f"weighting must be a string, got {type(weighting).__name__}")
+    if weighting not in TRAIN_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
+    done = np.asarray(ends)
+    if done.dtype != np.bool_:
+        raise TypeError(f"ends must be a bool array, got dtype {done.dtype}")
+    if done.shape != r.shape:
+        raise ValueError(f"ends must have the shape of rewards {r.shape}, got {done.shape}")
+    if r.size and not done[-1]:
+        raise ValueError("ends must be True at the last step (whole episodes only)")
+    lm = check_gamma(lam, "lam", allow_one=True)
+    starts = np.concatenate([[True], done[:-1]]) if r.size else done
+    step = np.arange(r.size) - np.maximum.accumulate(np.where(starts, np.arange(r.size), 0))
+    scale = g ** step.astype(np.float64)
+    if weighting in ("total", "reward_to_go"):
+        rtg = reward_to_go(r, g, terminated=done)
+        if weighting == "total":
+            first = np.maximum.accumulate(np.where(starts, np.arange(r.size), 0))
+            out: FloatArray = rtg[first]
+            return out
+        out = scale * rtg
         return out
-    raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
-
-
-def _value_targets(
-    rewards: FloatArray,
-    gamma: float,
-    weighting: str,
-    values: FloatArray,
-    *,
-    last_value: float,
-    lam: float,
-) -> FloatArray:
-    r"""Regression targets of the critic: :math:`G_t` for ``"reward_to_go_baseline"``, the
-    :math:`\lambda`-return :math:`\hat A^\lambda_t + \hat V(s_t)` for ``"gae"``
-    (Book: eq-vr-lambda-return)."""
+    if values is None:
+        raise ValueError(f"values must be given for weighting {weighting!r}, got None")
+    v = as_float_array("values", values, ndim=1)
+    if v.shape != r.shape:
+        raise ValueError(f"values must have the shape of rewards {r.shape}, got {v.shape}")
     if weighting == "reward_to_go_baseline":
-        return reward_to_go(rewards, gamma)
-    next_values = np.append(values[1:], last_value)
-    return lambda_returns(rewards, values, next_values, gamma, lam)
+        out = scale * (reward_to_go(r, g, terminated=done) - v)
+        return out
+    if next_values is None:
+        raise ValueError("next_values must be given for weighting 'gae', got None")
+    out = scale * gae(r, v, next_values, g, lm, terminated=done)
+    return out
+
+
+def _critic_inputs(obs: FloatArray, step: Any, horizon: int | None) -> FloatArray:
+    """Observation, and the time fraction ``t / H`` when the environment has a time limit."""
+    if horizon is None:
+        return obs
+    frac = np.asarray(step, dtype=np.float64)[:, None] / horizon
+    return np.concatenate([obs, frac], axis=1)
+
+
+def _critic_terms(
+    critic: torch.nn.Module, batch: EpisodeBatch, horizon: int | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(inputs, values, next_values)`` of the time-aware critic on ``batch``."""
+    step = step_in_episode(batch)
+    x = _critic_inputs(np.asarray(batch.observations), step, horizon)
+    x_next = _critic_inputs(np.asarray(batch.next_observations), step + 1, horizon)
+    return x, predict_values(critic, x), predict_values(critic, x_next)
 
 
 def train_reinforce(
@@ -139,152 +229,99 @@ def train_reinforce(
     lam: float = 0.95,
     value_learning_rate: float = 0.01,
 ) -> FloatArray:
-    r"""Train a :class:`CategoricalMLPPolicy` with REINFORCE (Adam on :func:`reinforce_loss`).
+    r"""Train a :class:`~rlnotes.nn.policies.CategoricalMLPPolicy` with REINFORCE.
 
-    Each iteration samples ``episodes_per_iteration`` full episodes with the current policy,
-    weights each step by :math:`w_t` (``"total"``: :math:`G_0`; ``"reward_to_go"``:
-    :math:`\gamma^t G_t`), and takes one Adam step on
-    :math:`-\frac{1}{M}\sum_k w_k \log\pi_\theta(a_k \mid s_k)` over the M steps of the batch.
-    Book: eq-sf-reinforce. Source: Williams (1992).
+    Each iteration collects ``episodes_per_iteration`` whole episodes with the current policy
+    (:func:`~rlnotes.nn.rollout.collect_episodes`), weights each step by
+    :func:`reinforce_weights`, and takes one Adam step on :func:`reinforce_loss`. With a
+    critic weighting, the values are computed before the policy step; afterwards the critic
+    (an MLP of the same width with input :math:`(o_t, t/H)`) takes ``VALUE_STEPS`` Adam steps
+    (:func:`~rlnotes.nn.critic.fit_critic`) towards :math:`G_t`, respectively the
+    :math:`\lambda`-return. All weightings target the time-limited objective of the module
+    docstring. Book: eq-sf-reinforce. Source: Williams (1992); Schulman et al. (2016).
 
-    The run is a pure function of its arguments: the network (float32, whatever torch's default
-    dtype) is initialised and actions are sampled from torch generators seeded with ``seed``
-    (the global torch state is left as it was), and the environment is reset with ``seed`` once,
-    at its first episode.
+    The run is a pure function of its arguments: the networks (float32) are initialised
+    from a torch generator state seeded with ``seed`` (the global torch state is left as it
+    was), actions come from ``torch.Generator().manual_seed(seed + 1)``, and the environment
+    is reset with ``seed`` once, at its first episode.
 
     Parameters
     ----------
     env_id : str
-        A gymnasium environment with a Box observation space and a Discrete action space.
+        A gymnasium environment with a 1-d Box observation space and a Discrete action space.
     n_iterations, episodes_per_iteration : int
-        Number of updates, and of episodes per update.
+        Number of updates, and of episodes per update (>= 1).
     learning_rate : float
         Adam step size (> 0).
-    gamma : float in [0, 1]
-        Discount of the weights.
+    gamma : float
+        Discount in [0, 1].
     weighting : {"total", "reward_to_go", "reward_to_go_baseline", "gae"}
-        The last two (chapter 2) learn a value network :math:`\hat V` (same architecture, one
-        output) and use :math:`w_t = \gamma^t (G_t - \hat V(s_t))`, respectively
-        :math:`w_t = \gamma^t \hat A^\lambda_t` (GAE, Book: eq-vr-gae; Schulman et al. 2016).
-        The values are computed before the policy step; afterwards the critic takes
-        ``VALUE_STEPS`` Adam steps on the squared error to :math:`G_t`, respectively to the
-        :math:`\lambda`-return. A truncated episode bootstraps from the value of its final
-        observation, a terminated one does not.
+        See :func:`reinforce_weights`.
     seed : int
         Non-negative seed.
     hidden : int
-        Width of the policy's hidden layer.
-    lam : float in [0, 1]
-        :math:`\lambda` of ``"gae"`` (ignored otherwise).
+        Width of the hidden layer of the policy (and of the critic).
+    lam : float
+        :math:`\lambda \in [0, 1]` of ``"gae"`` (ignored otherwise).
     value_learning_rate : float
         Adam step size of the critic (> 0; ignored without a critic).
 
     Returns
     -------
-    array, shape (n_iterations,)
+    numpy.ndarray, shape (n_iterations,)
         The mean undiscounted episode return of each iteration's batch.
     """
     if not isinstance(env_id, str):
-        raise ValueError(f"env_id must be a string, got {type(env_id).__name__}")
+        raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
     n_iter = check_positive_int("n_iterations", n_iterations)
     n_eps = check_positive_int("episodes_per_iteration", episodes_per_iteration)
     lr = check_positive_real("learning_rate", learning_rate)
-    g = check_gamma(gamma, allow_one=True)
+    g = check_gamma(gamma, "gamma", allow_one=True)
+    if not isinstance(weighting, str):
+        raise TypeError(f"weighting must be a string, got {type(weighting).__name__}")
     if weighting not in TRAIN_WEIGHTINGS:
         raise ValueError(f"weighting must be one of {TRAIN_WEIGHTINGS}, got {weighting!r}")
     sd = check_positive_int("seed", seed, minimum=0)
     width = check_positive_int("hidden", hidden)
     lm = check_gamma(lam, "lam", allow_one=True)
     value_lr = check_positive_real("value_learning_rate", value_learning_rate)
+    env, obs_dim, n_actions = make_discrete_control_env(env_id)
     try:
-        env = gym.make(env_id)
-    except gym.error.Error as err:
-        raise ValueError(f"env_id {env_id!r} cannot be made: {err}") from err
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise ValueError(f"env_id {env_id!r} must have a 1-d Box observation space")
-        if not isinstance(act_space, gym.spaces.Discrete):
-            raise ValueError(f"env_id {env_id!r} must have a Discrete action space")
+        horizon = env.spec.max_episode_steps if env.spec is not None else None
+        with_critic = weighting in CRITIC_WEIGHTINGS
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sd)
-            policy = CategoricalMLPPolicy(
-                int(obs_space.shape[0]), int(act_space.n), width, dtype=torch.float32
-            )
-            critic: nn.Module | None = None
-            if weighting in CRITIC_WEIGHTINGS:
-                critic = nn.Sequential(
-                    nn.Linear(int(obs_space.shape[0]), width, dtype=torch.float32),
-                    nn.Tanh(),
-                    nn.Linear(width, 1, dtype=torch.float32),
-                )
-        value_optimizer = (
-            None if critic is None else torch.optim.Adam(critic.parameters(), lr=value_lr)
-        )
-        sampler = torch.Generator().manual_seed(sd + 1)
+            policy = CategoricalMLPPolicy(obs_dim, n_actions, width, dtype=torch.float32)
+            critic = value_network(obs_dim + (horizon is not None), (width,), dtype=torch.float32)
         optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+        value_optimizer = torch.optim.Adam(critic.parameters(), lr=value_lr)
+        sampler = torch.Generator().manual_seed(sd + 1)
         curve = np.empty(n_iter)
-        first_reset = True
         for it in range(n_iter):
-            log_probs: list[torch.Tensor] = []
-            weights: list[FloatArray] = []
-            value_obs: list[torch.Tensor] = []
-            value_targets: list[FloatArray] = []
-            returns = np.empty(n_eps)
-            for ep in range(n_eps):
-                obs, _ = env.reset(seed=sd) if first_reset else env.reset()
-                first_reset = False
-                ep_obs: list[Any] = []
-                ep_act: list[int] = []
-                ep_rew: list[float] = []
-                done = False
-                while not done:
-                    x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-                    with torch.no_grad():
-                        probs = torch.softmax(policy(x), dim=-1)
-                    a = int(torch.multinomial(probs, 1, generator=sampler).item())
-                    ep_obs.append(x)
-                    ep_act.append(a)
-                    obs, r, terminated, truncated, _ = env.step(a)
-                    ep_rew.append(float(r))
-                    done = bool(terminated or truncated)
-                rew = np.asarray(ep_rew)
-                returns[ep] = rew.sum()
-                if critic is None:
-                    weights.append(_episode_weights(rew, g, weighting))
+            batch = collect_episodes(
+                env, policy, n_eps, seed=sd if it == 0 else None, generator=sampler
+            )
+            ends = batch.terminated | batch.truncated
+            if with_critic:
+                x, v, v_next = _critic_terms(critic, batch, horizon)
+                w = reinforce_weights(
+                    batch.rewards, g, weighting, ends, values=v, next_values=v_next, lam=lm
+                )
+                if weighting == "gae":
+                    targets = lambda_returns(batch.rewards, v, v_next, g, lm, terminated=ends)
                 else:
-                    obs_batch = torch.stack(ep_obs)
-                    with torch.no_grad():
-                        vals = critic(obs_batch)[:, 0].double().numpy()
-                        last = 0.0
-                        if not terminated:  # truncated: bootstrap from the final observation
-                            final = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-                            last = float(critic(final)[0])
-                    weights.append(
-                        _episode_weights(rew, g, weighting, vals, last_value=last, lam=lm)
-                    )
-                    value_obs.append(obs_batch)
-                    value_targets.append(
-                        _value_targets(rew, g, weighting, vals, last_value=last, lam=lm)
-                    )
-                logp_all = torch.log_softmax(policy(torch.stack(ep_obs)), dim=-1)
-                act_idx = torch.as_tensor(ep_act, dtype=torch.int64)[:, None]
-                log_probs.append(logp_all.gather(1, act_idx)[:, 0])
+                    targets = reward_to_go(batch.rewards, g, terminated=ends)
+            else:
+                w = reinforce_weights(batch.rewards, g, weighting, ends)
             loss = reinforce_loss(
-                torch.cat(log_probs), torch.as_tensor(np.concatenate(weights), dtype=torch.float32)
+                batch_log_probs(policy, batch), torch.as_tensor(w, dtype=torch.float32)
             )
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            if critic is not None and value_optimizer is not None:
-                x_v = torch.cat(value_obs)
-                y_v = torch.as_tensor(np.concatenate(value_targets), dtype=torch.float32)
-                for _ in range(VALUE_STEPS):
-                    value_loss = ((critic(x_v)[:, 0] - y_v) ** 2).mean()
-                    value_optimizer.zero_grad()
-                    value_loss.backward()
-                    value_optimizer.step()
-            curve[it] = returns.mean()
+            if with_critic:
+                fit_critic(critic, x, targets, n_steps=VALUE_STEPS, optimizer=value_optimizer)
+            curve[it] = episode_returns(batch).mean()
     finally:
         env.close()
     return curve

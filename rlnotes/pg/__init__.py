@@ -2,3 +2,5 @@
 
 Imports core and estimators.
 """
+
+__all__: list[str] = []

@@ -15,28 +15,41 @@ import numpy as np
 from rlnotes.core.mdp import TabularMDP, check_mdp
 from rlnotes.core.validation import (
     FloatArray,
-    as_float_array,
+    as_array,
     check_distribution,
-    check_finite,
+    check_finite_result,
     check_gamma,
     check_positive_int,
-    check_shape,
 )
+
+__all__ = [
+    "exact_gradient_variance",
+    "finite_horizon_values",
+    "optimal_baseline_coefficients",
+    "optimal_constant_baseline",
+]
 
 
 def _flat_grads(name: str, grads: Any) -> FloatArray:
-    arr = check_finite(name, as_float_array(name, grads))
+    arr = as_array(name, grads)
     if arr.ndim < 1 or arr.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, ...) with N >= 1, got {arr.shape}")
+        raise ValueError(f"{name} must have shape (N, ...) with N >= 1, got shape {arr.shape}")
     return arr.reshape(arr.shape[0], -1)
 
 
 def _weights(prob: Any, n: int) -> FloatArray:
     if prob is None:
         return np.full(n, 1.0 / n)
-    p = check_finite("prob", as_float_array("prob", prob, ndim=1))
-    check_shape("prob", p, (n,))
+    p = as_array("prob", prob, shape=(n,))
     return check_distribution("prob", p)
+
+
+def _scaled(x: FloatArray) -> tuple[FloatArray, float]:
+    """``(x / c, c)`` with ``c = max |x|`` (1 for a zero array), so squares cannot overflow."""
+    c = float(np.max(np.abs(x))) if x.size else 0.0
+    if c == 0.0:
+        return x, 1.0
+    return x / c, c
 
 
 def exact_gradient_variance(grads: Any, prob: Any = None) -> float:
@@ -61,11 +74,14 @@ def exact_gradient_variance(grads: Any, prob: Any = None) -> float:
     float
         The total variance, clipped below at 0 against round-off.
     """
-    g = _flat_grads("grads", grads)
+    g, c = _scaled(_flat_grads("grads", grads))
     p = _weights(prob, g.shape[0])
-    mean = p @ g
-    centred = g - mean
-    return float(max(p @ np.einsum("nd,nd->n", centred, centred), 0.0))
+    centred = g - p @ g
+    var = max(float(p @ np.einsum("nd,nd->n", centred, centred)), 0.0)
+    with np.errstate(over="ignore"):
+        out = float(np.float64(var) * c * c)
+    check_finite_result("the total variance", out)
+    return out
 
 
 def optimal_constant_baseline(grads: Any, control: Any, prob: Any = None) -> float:
@@ -95,17 +111,24 @@ def optimal_constant_baseline(grads: Any, control: Any, prob: Any = None) -> flo
     Returns
     -------
     float
-        :math:`b^\star`.
+        :math:`b^\star`. Both arguments are rescaled by their largest entry first, so
+        squares of large gradients do not overflow; a :math:`b^\star` beyond float64 raises
+        ``OverflowError``.
     """
     g = _flat_grads("grads", grads)
     h = _flat_grads("control", control)
     if h.shape != g.shape:
         raise ValueError(f"control must have the shape of grads {g.shape}, got {h.shape}")
     p = _weights(prob, g.shape[0])
-    denom = float(p @ np.einsum("nd,nd->n", h, h))
+    gs, cg = _scaled(g)
+    hs, ch = _scaled(h)
+    denom = float(p @ np.einsum("nd,nd->n", hs, hs))
     if denom <= 0.0:
-        raise ValueError("control is zero on every trajectory of positive weight")
-    return float(p @ np.einsum("nd,nd->n", g, h)) / denom
+        raise ValueError("control must be non-zero on some trajectory of positive weight")
+    with np.errstate(over="ignore"):
+        out = float(np.float64(float(p @ np.einsum("nd,nd->n", gs, hs)) / denom) * (cg / ch))
+    check_finite_result("the optimal constant baseline", out)
+    return out
 
 
 def optimal_baseline_coefficients(grads: Any, controls: Any, prob: Any = None) -> FloatArray:
@@ -139,7 +162,7 @@ def optimal_baseline_coefficients(grads: Any, controls: Any, prob: Any = None) -
         that vanishes on every trajectory gets coefficient 0).
     """
     g = _flat_grads("grads", grads)
-    h = check_finite("controls", as_float_array("controls", controls))
+    h = as_array("controls", controls)
     if h.ndim < 2 or h.shape[0] != g.shape[0] or h.shape[1] == 0:
         raise ValueError(f"controls must have shape (N={g.shape[0]}, K >= 1, ...), got {h.shape}")
     h = h.reshape(h.shape[0], h.shape[1], -1)
@@ -155,7 +178,7 @@ def optimal_baseline_coefficients(grads: Any, controls: Any, prob: Any = None) -
 
 
 def finite_horizon_values(
-    mdp: TabularMDP, pi: Any, horizon: int, discount: float | None = None
+    mdp: TabularMDP, pi: Any, horizon: int, gamma: float | None = None
 ) -> tuple[FloatArray, FloatArray]:
     r"""Time-dependent values of a policy over a finite horizon, by backward recursion.
 
@@ -177,7 +200,7 @@ def finite_horizon_values(
         Stochastic policy ``pi[s, a]``.
     horizon : int
         Number of steps :math:`H \ge 1`.
-    discount : float, optional
+    gamma : float, optional
         Discount in [0, 1]; ``None`` means ``mdp.gamma``.
 
     Returns
@@ -187,10 +210,10 @@ def finite_horizon_values(
     Q : array, shape (H, S, A)
         ``Q[t, s, a]``; the advantage is ``Q[t] - V[t][:, None]``.
     """
-    mdp = check_mdp(mdp)
+    mdp = check_mdp(mdp).to_dense()  # enumeration-sized models: a dense P is the simple route
     policy = mdp.check_policy(pi)
     H = check_positive_int("horizon", horizon)
-    g = mdp.gamma if discount is None else check_gamma(discount, "discount", allow_one=True)
+    g = mdp.gamma if gamma is None else check_gamma(gamma, "gamma", allow_one=True)
     V = np.zeros((H + 1, mdp.n_states))
     Q = np.zeros((H, mdp.n_states, mdp.n_actions))
     for t in range(H - 1, -1, -1):

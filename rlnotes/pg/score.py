@@ -8,14 +8,16 @@ import numpy as np
 
 from rlnotes.core.validation import (
     FloatArray,
-    as_float_array,
-    check_finite,
+    as_array,
+    check_finite_result,
     check_gamma,
     check_index_array,
-    check_shape,
 )
+from rlnotes.estimators.returns import reward_to_go
 from rlnotes.pg.policies import _check_theta, softmax_policy
 from rlnotes.pg.trajectories import Trajectories
+
+__all__ = ["WEIGHTINGS", "reinforce_gradients"]
 
 #: The weightings that :func:`reinforce_gradients` accepts.
 WEIGHTINGS = ("total", "reward_to_go")
@@ -25,7 +27,7 @@ def reinforce_gradients(
     theta: Any,
     traj: Trajectories,
     *,
-    discount: float,
+    gamma: float,
     weighting: str = "total",
     baseline: Any = None,
 ) -> FloatArray:
@@ -55,10 +57,10 @@ def reinforce_gradients(
         H steps of N trajectories, with states in ``[0, S)`` and actions in ``[0, A)``.
     weighting : {"total", "reward_to_go"}
         How each step's score is weighted (see above).
-    discount : float in [0, 1]
-        :math:`\gamma`, required so it cannot silently differ from the objective's: pass
-        ``mdp.gamma`` to match ``finite_horizon_objective(mdp, theta, H)``, 1 for the
-        undiscounted return.
+    gamma : float in [0, 1]
+        The discount :math:`\gamma`, required so it cannot silently differ from the
+        objective's: pass ``mdp.gamma`` to match
+        ``finite_horizon_objective(mdp, theta, H)``, 1 for the undiscounted return.
     baseline : array, shape (H, N), optional
         :math:`b_i` for each step of each trajectory; ``None`` means zero.
 
@@ -71,38 +73,36 @@ def reinforce_gradients(
     """
     th = _check_theta(theta)
     if not isinstance(traj, Trajectories):
-        raise ValueError(f"traj must be a Trajectories, got {type(traj).__name__}")
+        raise TypeError(f"traj must be a Trajectories, got {type(traj).__name__}")
     n_states, n_actions = th.shape
     s = check_index_array("traj.states", traj.states, n_states)
     a = check_index_array("traj.actions", traj.actions, n_actions)
+    if not isinstance(weighting, str):
+        raise TypeError(f"weighting must be a string, got {type(weighting).__name__}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    gamma = check_gamma(discount, "discount", allow_one=True)
+    g_ = check_gamma(gamma, "gamma", allow_one=True)
     H, N = s.shape
     if baseline is None:
         b = np.zeros((H, N))
     else:
-        b = check_finite("baseline", as_float_array("baseline", baseline, ndim=2))
-        check_shape("baseline", b, (H, N))
+        b = as_array("baseline", baseline, shape=(H, N))
 
-    powers = gamma ** np.arange(H, dtype=np.float64)[:, None]  # (H, 1)
-    r = traj.rewards
-    # reward-to-go G_i = r_i + gamma G_{i+1}, computed by a backward loop (H is small)
-    rtg = np.empty_like(r)
-    acc = np.zeros(N)
-    for t in range(H - 1, -1, -1):
-        acc = r[t] + gamma * acc
-        rtg[t] = acc
-    if weighting == "total":
-        w = rtg[0][None, :] - powers * b
-    else:
-        w = powers * (rtg - b)
+    powers = g_ ** np.arange(H, dtype=np.float64)[:, None]  # (H, 1)
+    # G_i = r_i + gamma G_{i+1}, time-major (H, N), by the shared recursion
+    rtg = reward_to_go(traj.rewards, g_)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, by name
+        w = rtg[0][None, :] - powers * b if weighting == "total" else powers * (rtg - b)
+    check_finite_result("the weights G - b", w)
 
-    # W[n, s, a] = sum_i w_i [s_i = s, a_i = a]; then g[n, s, :] = W[n, s, :] - (sum_a W) pi[s]
+    # W[n, s, a] = sum_i w_i [s_i = s, a_i = a]
+    # g[n, s, :] = W[n, s, :] - (sum_a W[n, s, a]) pi[s]
     n_idx = np.broadcast_to(np.arange(N), (H, N))
     flat = (n_idx * n_states + s) * n_actions + a
     W = np.bincount(flat.ravel(), weights=w.ravel(), minlength=N * n_states * n_actions)
     W = W.reshape(N, n_states, n_actions)
     pi = softmax_policy(th)
-    g: FloatArray = W - W.sum(axis=2, keepdims=True) * pi[None, :, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        g: FloatArray = W - W.sum(axis=2, keepdims=True) * pi[None, :, :]
+    check_finite_result("the gradient estimates", g)
     return g

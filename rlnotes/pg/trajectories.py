@@ -21,17 +21,26 @@ from numpy.typing import NDArray
 from rlnotes.core.mdp import TabularMDP, check_mdp
 from rlnotes.core.validation import (
     FloatArray,
-    as_float_array,
+    as_array,
     check_distribution,
-    check_finite,
     check_gamma,
     check_positive_int,
+    check_random_state,
     check_shape,
     read_only_copy,
 )
 from rlnotes.pg.policies import _check_theta, softmax_policy
 
+__all__ = [
+    "Trajectories",
+    "enumerate_trajectories",
+    "finite_horizon_objective",
+    "sample_trajectories",
+]
+
 IntArray = NDArray[np.int64]
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,21 +72,23 @@ class Trajectories:
         actions = np.asarray(self.actions)
         for name, arr in (("states", states), ("actions", actions)):
             if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
-                raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+                raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
             if arr.ndim != 2:
-                raise ValueError(f"{name} must have shape (H, N), got {arr.shape}")
-            if arr.size and arr.min() < 0:
-                raise ValueError(f"{name} must be non-negative, got minimum {arr.min()}")
+                raise ValueError(f"{name} must have shape (H, N), got shape {arr.shape}")
+            if arr.size:
+                lo, hi = int(arr.min()), int(arr.max())  # Python ints: uint64 cannot wrap
+                if lo < 0 or hi > _INT64_MAX:
+                    raise ValueError(f"{name} must lie in [0, 2**63), got values in [{lo}, {hi}]")
         if states.shape[0] == 0 or states.shape[1] == 0:
             raise ValueError(f"states must have H >= 1 and N >= 1, got shape {states.shape}")
         check_shape("actions", actions, states.shape)
-        rewards = check_finite("rewards", as_float_array("rewards", self.rewards, ndim=2))
+        rewards = as_array("rewards", self.rewards, ndim=2)
         check_shape("rewards", rewards, states.shape)
         prob: FloatArray | None = None
         if self.prob is not None:
-            prob = check_finite("prob", as_float_array("prob", self.prob, ndim=1))
+            prob = as_array("prob", self.prob, ndim=1)
             check_shape("prob", prob, (states.shape[1],))
-            check_distribution("prob", prob)
+            prob = check_distribution("prob", prob)
         object.__setattr__(self, "states", read_only_copy(states, np.int64))
         object.__setattr__(self, "actions", read_only_copy(actions, np.int64))
         object.__setattr__(self, "rewards", read_only_copy(rewards))
@@ -120,44 +131,53 @@ def enumerate_trajectories(
     Trajectories
         With ``prob`` set; ``prob`` sums to 1.
     """
-    m = check_mdp(mdp)
+    m = check_mdp(mdp).to_dense()  # enumeration-sized models: a dense P is the simple route
     p = m.check_policy(pi)
     H = check_positive_int("horizon", horizon)
     cap = check_positive_int("max_trajectories", max_trajectories)
 
+    # Breadth-first expansion with back-pointers: level t keeps, for each partial trajectory
+    # after its action a_t, the state s_t, the action and the index of its parent at level
+    # t - 1. Reading the pointers back from the last level costs O(H N), not O(H^2 N).
     cur = np.flatnonzero(m.mu0 > 0)
     prob = m.mu0[cur]
-    hist_s: list[IntArray] = []
-    hist_a: list[IntArray] = []
+    parent = np.arange(cur.size)  # the root level's "parents" are the initial states
+    level_s: list[IntArray] = []
+    level_a: list[IntArray] = []
+    level_parent: list[IntArray] = []
+    too_many = (
+        f"max_trajectories={cap} is exceeded: horizon {H} gives more than {cap} "
+        "trajectories; lower horizon or raise max_trajectories"
+    )
     for t in range(H):
         # choose the action of every partial trajectory
-        n_new = int((p[cur] > 0).sum())
-        if n_new > cap:
-            raise ValueError(
-                f"max_trajectories={cap} is exceeded: horizon {H} gives more than {cap} "
-                "trajectories; lower horizon or raise max_trajectories"
-            )
-        idx, act = np.nonzero(p[cur] > 0)
-        hist_s = [h[idx] for h in hist_s] + [cur[idx]]
-        hist_a = [h[idx] for h in hist_a] + [act]
+        allowed = p[cur] > 0
+        if int(allowed.sum()) > cap:
+            raise ValueError(too_many)
+        idx, act = np.nonzero(allowed)
+        level_s.append(cur[idx])
+        level_a.append(act.astype(np.int64))
+        level_parent.append(parent[idx])
         prob = prob[idx] * p[cur[idx], act]
         if t == H - 1:
             break
         # then the next state
         trans = m.P[cur[idx], act]
-        n_new = int((trans > 0).sum())
-        if n_new > cap:
-            raise ValueError(
-                f"max_trajectories={cap} is exceeded: horizon {H} gives more than {cap} "
-                "trajectories; lower horizon or raise max_trajectories"
-            )
-        j, nxt = np.nonzero(trans > 0)
-        hist_s = [h[j] for h in hist_s]
-        hist_a = [h[j] for h in hist_a]
+        positive = trans > 0
+        if int(positive.sum()) > cap:
+            raise ValueError(too_many)
+        j, nxt = np.nonzero(positive)
         prob = prob[j] * trans[j, nxt]
+        parent = j  # index into this level
         cur = nxt
-    states = np.stack(hist_s).astype(np.int64)
-    actions = np.stack(hist_a).astype(np.int64)
+    n = prob.size
+    states = np.empty((H, n), dtype=np.int64)
+    actions = np.empty((H, n), dtype=np.int64)
+    ptr = np.arange(n)
+    for t in range(H - 1, -1, -1):
+        states[t] = level_s[t][ptr]
+        actions[t] = level_a[t][ptr]
+        ptr = level_parent[t][ptr]
     rewards = m.R[states, actions]
     return Trajectories(states=states, actions=actions, rewards=rewards, prob=prob)
 
@@ -181,7 +201,7 @@ def sample_trajectories(
     pi: Any,
     horizon: int,
     n_episodes: int,
-    seed: int | np.random.Generator | None,
+    seed: int | np.random.Generator,
 ) -> Trajectories:
     r"""Sample N independent trajectories of horizon H from :math:`p(\tau)`.
 
@@ -198,22 +218,20 @@ def sample_trajectories(
         H >= 1.
     n_episodes : int
         N >= 1.
-    seed : int, numpy Generator or None
-        Seed of ``numpy.random.default_rng``; the same seed gives the same batch.
+    seed : int or numpy Generator
+        A seed in [0, 2**63) of ``numpy.random.default_rng``, or a Generator (used as is);
+        the same seed gives the same batch.
 
     Returns
     -------
     Trajectories
         With ``prob=None``.
     """
-    m = check_mdp(mdp)
+    m = check_mdp(mdp).to_dense()  # enumeration-sized models: a dense P is the simple route
     p = m.check_policy(pi)
     H = check_positive_int("horizon", horizon)
     N = check_positive_int("n_episodes", n_episodes)
-    if not (seed is None or isinstance(seed, np.random.Generator)):
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, a Generator or None, got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = check_random_state("seed", seed)
     pi_cdf = _cdf(p)
     P_cdf = _cdf(m.P)
     mu_cdf = _cdf(m.mu0[None, :])[0]
@@ -231,7 +249,7 @@ def sample_trajectories(
 
 
 def finite_horizon_objective(
-    mdp: TabularMDP, theta: Any, horizon: int, discount: float | None = None
+    mdp: TabularMDP, theta: Any, horizon: int, gamma: float | None = None
 ) -> Any:
     r"""The exact objective of the softmax policy over a finite horizon.
 
@@ -250,27 +268,28 @@ def finite_horizon_objective(
         result, so that autograd returns :math:`\nabla_\theta J`.
     horizon : int
         H >= 1.
-    discount : float in [0, 1], optional
-        :math:`\gamma`; ``None`` means ``mdp.gamma``. With a finite horizon 1 is allowed.
+    gamma : float in [0, 1], optional
+        The discount :math:`\gamma`; ``None`` means ``mdp.gamma``. With a finite horizon 1 is
+        allowed.
 
     Returns
     -------
     float, or a 0-d torch.Tensor when ``theta`` is a tensor.
     """
-    m = check_mdp(mdp)
+    m = check_mdp(mdp).to_dense()  # enumeration-sized models: a dense P is the simple route
     H = check_positive_int("horizon", horizon)
-    g = m.gamma if discount is None else check_gamma(discount, "discount", allow_one=True)
+    g = m.gamma if gamma is None else check_gamma(gamma, "gamma", allow_one=True)
     # A torch tensor can only exist once torch is imported, so torch is never loaded here.
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(theta, torch.Tensor):
         if not theta.is_floating_point():
-            raise ValueError(f"theta must be a floating-point tensor, got dtype {theta.dtype}")
+            raise TypeError(f"theta must be a floating-point tensor, got dtype {theta.dtype}")
         if tuple(theta.shape) != (m.n_states, m.n_actions):
             raise ValueError(
                 f"theta must have shape {(m.n_states, m.n_actions)}, got {tuple(theta.shape)}"
             )
         if not bool(torch.isfinite(theta).all()):
-            raise ValueError("theta contains NaN or inf")
+            raise ValueError("theta must be finite, got NaN or inf")
         pi_t = torch.softmax(theta, dim=1)
         P_t = torch.as_tensor(np.array(m.P), dtype=theta.dtype, device=theta.device)
         R_t = torch.as_tensor(np.array(m.R), dtype=theta.dtype, device=theta.device)

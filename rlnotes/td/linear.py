@@ -18,12 +18,13 @@ import numpy as np
 from rlnotes.core.mdp import TabularMDP
 from rlnotes.core.validation import (
     FloatArray,
-    as_float_array,
+    as_array,
     check_distribution,
-    check_finite,
+    check_flag,
     check_gamma,
     check_positive_int,
     check_positive_real,
+    check_real,
     check_shape,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "residual_gradient_update",
     "semi_gradient_td0_update",
     "td_fixed_point",
+    "td_lambda_linear",
     "td_matrices",
 ]
 
@@ -42,16 +44,16 @@ __all__ = [
 def _check_chain(
     phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: Any
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float]:
-    Phi = check_finite("phi", as_float_array("phi", phi, ndim=2))
+    Phi = as_array("phi", phi, ndim=2)
     n_states = Phi.shape[0]
     if n_states == 0 or Phi.shape[1] == 0:
         raise ValueError(f"phi must have at least one state and one feature, got {Phi.shape}")
-    P = check_finite("P_pi", as_float_array("P_pi", P_pi, ndim=2))
+    P = as_array("P_pi", P_pi, ndim=2)
     check_shape("P_pi", P, (n_states, n_states))
     check_distribution("P_pi", P, axis=1)
-    r = check_finite("r_pi", as_float_array("r_pi", r_pi, ndim=1))
+    r = as_array("r_pi", r_pi, ndim=1)
     check_shape("r_pi", r, (n_states,))
-    dd = check_finite("d", as_float_array("d", d, ndim=1))
+    dd = as_array("d", d, ndim=1)
     check_shape("d", dd, (n_states,))
     check_distribution("d", dd)
     return Phi, P, r, dd, check_gamma(gamma)
@@ -62,16 +64,21 @@ def _check_steps(alpha: Any, n_steps: Any) -> tuple[float, int]:
 
 
 def td_matrices(
-    phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: float
+    phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: float, *, lam: float = 0.0
 ) -> tuple[FloatArray, FloatArray]:
-    """The matrices of the expected linear TD(0) update.
+    """The matrices of the expected linear TD(lambda) update.
 
     The expected semi-gradient TD(0) step is :math:`w \\leftarrow w + \\alpha (A w + b)` with
 
     .. math:: A = \\Phi^\\top D (\\gamma P_\\pi - I) \\Phi, \\qquad b = \\Phi^\\top D r_\\pi,
 
-    where :math:`D = \\operatorname{diag}(d)`. Book: eq-bell-td-expected. Source: Tsitsiklis
-    and Van Roy (1997); Sutton and Barto (2018), sec. 9.4 and 11.2.
+    where :math:`D = \\operatorname{diag}(d)`. For :math:`\\lambda > 0` (the average of the
+    accumulating-trace update) both gain the factor :math:`(I - \\gamma\\lambda P_\\pi)^{-1}`:
+    :math:`A = \\Phi^\\top D (I - \\gamma\\lambda P_\\pi)^{-1} (\\gamma P_\\pi - I) \\Phi`,
+    :math:`b = \\Phi^\\top D (I - \\gamma\\lambda P_\\pi)^{-1} r_\\pi`, so that
+    :math:`A w + b = \\Phi^\\top D (T^{(\\lambda)} \\Phi w - \\Phi w)`.
+    Book: eq-bell-td-expected, eq-bell-td-lambda-fixed. Source: Tsitsiklis and Van Roy
+    (1997); Sutton and Barto (2018), sec. 9.4, 11.2 and 12.2.
 
     Parameters
     ----------
@@ -85,6 +92,8 @@ def td_matrices(
         State weighting (the distribution the updates are sampled from).
     gamma : float
         Discount factor in [0, 1).
+    lam : float, optional
+        Trace parameter :math:`\\lambda \\in [0, 1]` (default 0, TD(0)).
 
     Returns
     -------
@@ -92,22 +101,31 @@ def td_matrices(
     b : array, shape (K,)
     """
     Phi, P, r, dd, g = _check_chain(phi, P_pi, r_pi, d, gamma)
+    lm = check_real("lam", lam, low=0.0, high=1.0)
     DPhi = dd[:, None] * Phi
-    A = DPhi.T @ (g * (P @ Phi) - Phi)
-    b = DPhi.T @ r
-    return A, b
+    G = g * (P @ Phi) - Phi
+    if lm > 0.0:
+        M = np.eye(P.shape[0]) - g * lm * P
+        G = np.asarray(np.linalg.solve(M, G), dtype=np.float64)
+        r = np.asarray(np.linalg.solve(M, r), dtype=np.float64)
+    return DPhi.T @ G, DPhi.T @ r
 
 
-def td_fixed_point(phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: float) -> FloatArray:
-    """The TD(0) fixed point: the solution of :math:`A w + b = 0`.
+def td_fixed_point(
+    phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: float, *, lam: float = 0.0
+) -> FloatArray:
+    """The TD(lambda) fixed point: the solution of :math:`A w + b = 0`.
 
     With :math:`A, b` from :func:`td_matrices`, this is the solution of the projected Bellman
-    equation :math:`\\Phi w = \\Pi_D T^\\pi \\Phi w`. Book: eq-bell-td-fixed. Source:
-    Tsitsiklis and Van Roy (1997).
+    equation :math:`\\Phi w = \\Pi_D T^{(\\lambda)} \\Phi w`, where :math:`T^{(\\lambda)} V =
+    (I - \\gamma\\lambda P_\\pi)^{-1}(r_\\pi + \\gamma(1-\\lambda) P_\\pi V)`
+    (:math:`T^{(0)} = T^\\pi`); it depends on :math:`\\lambda` unless :math:`v_\\pi` is
+    representable. Book: eq-bell-td-fixed, eq-bell-td-lambda-fixed. Source: Tsitsiklis and
+    Van Roy (1997).
 
     Parameters
     ----------
-    phi, P_pi, r_pi, d, gamma
+    phi, P_pi, r_pi, d, gamma, lam
         As in :func:`td_matrices`.
 
     Returns
@@ -119,7 +137,7 @@ def td_fixed_point(phi: Any, P_pi: Any, r_pi: Any, d: Any, gamma: float) -> Floa
     ValueError
         If ``A`` is singular (e.g. ``phi`` lacks full column rank on the support of ``d``).
     """
-    A, b = td_matrices(phi, P_pi, r_pi, d, gamma)
+    A, b = td_matrices(phi, P_pi, r_pi, d, gamma, lam=lam)
     if np.linalg.matrix_rank(A) < A.shape[0]:
         raise ValueError("phi gives a singular TD matrix A; the TD fixed point is not unique")
     return np.asarray(np.linalg.solve(A, -b), dtype=np.float64)
@@ -160,6 +178,11 @@ def expected_semi_gradient_td(
     -------
     W : array, shape (n_steps + 1, K)
         The weights after each update, time-major, ``W[0] = w0``.
+
+    Raises
+    ------
+    OverflowError
+        If the weights overflow float64 (a diverging run).
     """
     A, b = td_matrices(phi, P_pi, r_pi, d, gamma)
     return _iterate_affine(A, b, w0, alpha, n_steps)
@@ -194,6 +217,11 @@ def expected_residual_gradient(
     Returns
     -------
     W : array, shape (n_steps + 1, K)
+
+    Raises
+    ------
+    OverflowError
+        If the weights overflow float64 (a diverging run).
     """
     Phi, P, r, dd, g = _check_chain(phi, P_pi, r_pi, d, gamma)
     G = g * (P @ Phi) - Phi
@@ -205,28 +233,126 @@ def expected_residual_gradient(
 def _iterate_affine(
     A: FloatArray, b: FloatArray, w0: Any, alpha: float, n_steps: int
 ) -> FloatArray:
-    w = check_finite("w0", as_float_array("w0", w0, ndim=1))
+    w = as_array("w0", w0, ndim=1)
     check_shape("w0", w, (A.shape[0],))
     a, n = _check_steps(alpha, n_steps)
     W = np.empty((n + 1, w.size))
     W[0] = w
-    for k in range(n):
-        W[k + 1] = W[k] + a * (A @ W[k] + b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(n):
+            W[k + 1] = W[k] + a * (A @ W[k] + b)
+            if not np.isfinite(W[k + 1]).all():
+                raise OverflowError(
+                    f"the weights overflowed float64 after {k + 1} updates (a diverging run)"
+                )
+    return W
+
+
+def td_lambda_linear(
+    phi: Any,
+    states: Any,
+    rewards: Any,
+    gamma: float,
+    lam: float,
+    alpha: Any,
+    *,
+    w0: Any = None,
+) -> FloatArray:
+    """Sampled linear TD(lambda) with accumulating traces along one trajectory.
+
+    For :math:`t = 0, \\dots, T-1`, with :math:`z_{-1} = 0`,
+
+    .. math:: z_t = \\gamma\\lambda z_{t-1} + \\phi(s_t), \\qquad
+        \\delta_t = r_t + \\gamma \\phi(s_{t+1})^\\top w_t - \\phi(s_t)^\\top w_t, \\qquad
+        w_{t+1} = w_t + \\alpha_t \\delta_t z_t .
+
+    The trajectory is one stream of a continuing Markov chain (no episode ends). Along an
+    irreducible aperiodic chain with Robbins--Monro steps, :math:`w_t` converges to the
+    TD(lambda) fixed point of :func:`td_fixed_point` with the chain's stationary distribution.
+    Book: eq-bell-td-lambda-fixed. Source: Sutton (1988); Tsitsiklis and Van Roy (1997).
+
+    Parameters
+    ----------
+    phi : array, shape (S, K)
+        Features.
+    states : array of int, shape (T + 1,)
+        Visited states :math:`s_0, \\dots, s_T`.
+    rewards : array, shape (T,)
+        Rewards :math:`r_0, \\dots, r_{T-1}`.
+    gamma : float
+        Discount factor in [0, 1).
+    lam : float
+        Trace parameter in [0, 1].
+    alpha : float or array, shape (T,)
+        Positive step size, constant or one per step.
+    w0 : array, shape (K,), optional
+        Initial weights (default zeros).
+
+    Returns
+    -------
+    W : array, shape (T + 1, K)
+        Time-major, ``W[0] = w0``.
+
+    Raises
+    ------
+    OverflowError
+        If the weights overflow float64 (a diverging run).
+    """
+    Phi = as_array("phi", phi, ndim=2)
+    S, K = Phi.shape
+    if S == 0 or K == 0:
+        raise ValueError(f"phi must have at least one state and one feature, got {Phi.shape}")
+    st = np.asarray(states)
+    if st.dtype.kind not in "iu":
+        raise TypeError(f"states must be an integer array, got dtype {st.dtype}")
+    if st.ndim != 1 or st.size < 1:
+        raise ValueError(f"states must have shape (T + 1,) with T >= 0, got {st.shape}")
+    if st.min() < 0 or st.max() >= S:
+        raise ValueError(f"states must lie in [0, {S}), got values in [{st.min()}, {st.max()}]")
+    T = st.size - 1
+    rw = as_array("rewards", rewards, ndim=1)
+    check_shape("rewards", rw, (T,))
+    g = check_gamma(gamma)
+    lm = check_real("lam", lam, low=0.0, high=1.0)
+    al = as_array("alpha", alpha, ndim=(0, 1))
+    if al.ndim == 1:
+        check_shape("alpha", al, (T,))
+    if (al <= 0).any():
+        raise ValueError("alpha must be > 0 at every step")
+    steps = np.broadcast_to(al, (T,))
+    w = np.zeros(K) if w0 is None else as_array("w0", w0, ndim=1)
+    check_shape("w0", w, (K,))
+    W = np.empty((T + 1, K))
+    W[0] = w
+    V = Phi @ w  # values of all states, kept in step with w
+    z = np.zeros(K)
+    gl = g * lm
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(T):
+            s, s_next = st[t], st[t + 1]
+            z = gl * z + Phi[s]
+            delta = rw[t] + g * V[s_next] - V[s]
+            dw = (steps[t] * delta) * z
+            W[t + 1] = W[t] + dw
+            V = V + Phi @ dw
+    if not np.isfinite(W).all():
+        bad = int(np.argmin(np.isfinite(W).all(axis=1)))
+        raise OverflowError(f"the weights overflowed float64 after {bad} updates (a diverging run)")
     return W
 
 
 def _check_transition(
     w: Any, x: Any, r: Any, x_next: Any, gamma: Any, alpha: Any, rho: Any
 ) -> tuple[FloatArray, FloatArray, float, FloatArray, float, float, float]:
-    ww = check_finite("w", as_float_array("w", w, ndim=1))
-    xx = check_finite("x", as_float_array("x", x, ndim=1))
+    ww = as_array("w", w, ndim=1)
+    xx = as_array("x", x, ndim=1)
     check_shape("x", xx, ww.shape)
-    xn = check_finite("x_next", as_float_array("x_next", x_next, ndim=1))
+    xn = as_array("x_next", x_next, ndim=1)
     check_shape("x_next", xn, ww.shape)
-    rr = float(check_finite("r", as_float_array("r", r, ndim=0)))
+    rr = check_real("r", r)
     g = check_gamma(gamma)
     a, _ = _check_steps(alpha, 0)
-    rh = float(check_finite("rho", as_float_array("rho", rho, ndim=0)))
+    rh = check_real("rho", rho)
     if rh < 0:
         raise ValueError(f"rho must be a non-negative importance ratio, got {rh}")
     return ww, xx, rr, xn, g, a, rh
@@ -274,7 +400,7 @@ def semi_gradient_td0_update(
     w_new : array, shape (K,)
     """
     ww, xx, rr, xn, g, a, rh = _check_transition(w, x, r, x_next, gamma, alpha, rho)
-    boot = 0.0 if terminated else g * float(xn @ ww)
+    boot = 0.0 if check_flag("terminated", terminated) else g * float(xn @ ww)
     delta = rr + boot - float(xx @ ww)
     return ww + a * rh * delta * xx
 
@@ -319,11 +445,9 @@ def residual_gradient_update(
     if x_next_independent is None:
         x2 = xn
     else:
-        x2 = check_finite(
-            "x_next_independent", as_float_array("x_next_independent", x_next_independent, ndim=1)
-        )
+        x2 = as_array("x_next_independent", x_next_independent, ndim=1)
         check_shape("x_next_independent", x2, ww.shape)
-    if terminated:
+    if check_flag("terminated", terminated):
         delta = rr - float(xx @ ww)
         grad_delta = -xx
     else:
@@ -366,8 +490,10 @@ def baird_counterexample(gamma: float = 0.99) -> BairdCounterexample:
     The dashed action moves to one of the six upper states uniformly, the solid action to the
     seventh state; every reward is zero, so the true values are zero and representable
     (:math:`w = 0`). Under the behaviour policy the state distribution is uniform; the target
-    policy always takes the solid action. Off-policy semi-gradient TD(0) with these features
-    diverges for any positive step size. Book: eq-bell-baird. Source: Baird (1995); the
+    policy always takes the solid action. For ``gamma > 15/17`` (about 0.882) the expected
+    off-policy semi-gradient TD(0) matrix has an eigenvalue with positive real part, so the
+    update diverges from almost every start for every positive step size; for ``gamma < 15/17``
+    it converges for small enough steps. Book: eq-bell-baird. Source: Baird (1995); the
     seven-state version of Sutton and Barto (2018), example 11.1.
 
     Parameters

@@ -4,10 +4,17 @@ The sampled counterpart of :math:`T^*`: each transition :math:`(s, a, r, s')` mo
 :math:`Q(s, a)` toward the target :math:`r + \gamma \max_{a'} Q(s', a')`. With step sizes that
 satisfy the Robbins--Monro conditions and every pair visited infinitely often, :math:`Q_t \to Q^*`
 with probability one (Watkins and Dayan 1992; Tsitsiklis 1994).
+
+Soft Q-learning (Fox, Pakman and Tishby 2016; Haarnoja et al. 2017) is the same loop with the
+soft target :math:`r + \gamma\, \alpha \log \sum_{a'} \exp(Q(s', a') / \alpha)`, the sampled
+counterpart of the soft Bellman operator :math:`T_\alpha` of :mod:`rlnotes.dp.soft`. The loop
+takes the bootstrap value of the next state's row as a function, so both share every line.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +26,15 @@ from rlnotes.core.validation import (
     FloatArray,
     as_float_array,
     check_finite,
+    check_flag,
     check_gamma,
     check_positive_int,
+    check_real,
+    check_seed,
     check_shape,
 )
+
+__all__ = ["QLearningResult", "q_learning", "soft_q_learning"]
 
 IntArray = NDArray[np.int64]
 
@@ -31,7 +43,7 @@ _CHUNK = 65_536
 
 @dataclass(frozen=True, eq=False)
 class QLearningResult:
-    r"""The output of :func:`q_learning`.
+    r"""The output of :func:`q_learning` and :func:`soft_q_learning`.
 
     Parameters
     ----------
@@ -49,7 +61,9 @@ class QLearningResult:
     episodes : int
         Number of episodes started (resets).
 
-    ``Q`` and ``visits`` are read-only. Book: thm-bell-qlearning.
+    Notes
+    -----
+    ``Q`` and ``visits`` are read-only. Book: thm-bell-qlearning, thm-soft-qlearning.
     """
 
     Q: FloatArray
@@ -61,12 +75,19 @@ class QLearningResult:
 
 
 def _check_unit(name: str, value: Any, low: float, high: float, low_open: bool) -> float:
-    v = float(as_float_array(name, value, ndim=0))
-    ok = (low < v if low_open else low <= v) and v <= high
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must lie in {interval}, got {v}")
-    return v
+    return check_real(name, value, low=low, high=high, low_open=low_open)
+
+
+def _env_sizes(env: Any) -> tuple[int, int]:
+    """``(S, A)`` of an environment with ``Discrete`` spaces; TypeError for a non-environment."""
+    if not all(hasattr(env, attr) for attr in ("reset", "step", "observation_space")):
+        raise TypeError(
+            "env must be a gymnasium environment with reset, step and Discrete spaces, "
+            f"got {type(env).__name__}"
+        )
+    S = discrete_space_size("env.observation_space", getattr(env, "observation_space", None))
+    A = discrete_space_size("env.action_space", getattr(env, "action_space", None))
+    return S, A
 
 
 def q_learning(
@@ -132,8 +153,138 @@ def q_learning(
     -------
     QLearningResult
     """
-    S = discrete_space_size("env.observation_space", getattr(env, "observation_space", None))
-    A = discrete_space_size("env.action_space", getattr(env, "action_space", None))
+    return _td_control(
+        env,
+        n_steps,
+        gamma,
+        _hard_max,
+        omega=omega,
+        epsilon=epsilon,
+        Q0=Q0,
+        Q_ref=Q_ref,
+        record_every=record_every,
+        keep_snapshots=keep_snapshots,
+        seed=seed,
+    )
+
+
+def _hard_max(row: FloatArray) -> float:
+    return float(row.max())
+
+
+def _soft_max_of_row(alpha: float) -> Callable[[FloatArray], float]:
+    r"""The scalar :math:`\alpha \log \sum_a \exp(q_a / \alpha)` of one row, shifted by its max.
+
+    The same shifted formula as :func:`rlnotes.dp.soft.soft_bellman_operator` (which calls
+    ``scipy.special.logsumexp``), written with :mod:`math` because the loop calls it once per
+    step on a row of ``A`` numbers, where scipy's per-call overhead would dominate.
+    Every term is :math:`\exp(x)` with :math:`x \le 0` and one term is 1, so it cannot overflow
+    for any :math:`\alpha > 0`.
+    """
+
+    def value(row: FloatArray) -> float:
+        xs: list[float] = row.tolist()
+        m = max(xs)
+        total = 0.0
+        for x in xs:
+            total += math.exp((x - m) / alpha)
+        out = m + alpha * math.log(total)
+        if not math.isfinite(out):
+            raise OverflowError(f"the soft maximum overflowed float64 (alpha = {alpha:.3g})")
+        return out
+
+    return value
+
+
+def soft_q_learning(
+    env: Any,
+    n_steps: int,
+    gamma: float,
+    alpha: float,
+    *,
+    omega: float = 0.8,
+    epsilon: float = 1.0,
+    Q0: Any = None,
+    Q_ref: Any = None,
+    record_every: int | None = None,
+    keep_snapshots: bool = False,
+    seed: int | None = None,
+) -> QLearningResult:
+    r"""Tabular soft Q-learning: :func:`q_learning` with the soft target.
+
+    After each step :math:`(s_t, a_t, r_t, s_{t+1})` of ``env``,
+
+    .. math::
+
+        Q(s_t, a_t) \leftarrow Q(s_t, a_t) + \eta_t \Bigl(r_t + \gamma (1 - d_t)\,
+        \alpha \log \sum_{a'} \exp\bigl(Q(s_{t+1}, a') / \alpha\bigr) - Q(s_t, a_t)\Bigr),
+        \qquad \eta_t = (1 + n_t(s_t, a_t))^{-\omega},
+
+    with everything else (step sizes, ``terminated`` / ``truncated``, the
+    :math:`\varepsilon`-greedy behaviour, recording, seeding) exactly as in :func:`q_learning`;
+    the two share one loop. Averaged over the next state the target is the soft Bellman
+    operator :math:`T_\alpha Q`, a :math:`\gamma`-contraction, so under the same conditions
+    :math:`Q_t \to Q^*_\alpha`. The behaviour policy does not change the limit (off-policy).
+    A terminated step does not bootstrap: the entropy bonus stops at termination (in the model
+    of :meth:`~rlnotes.core.mdp.TabularMDP.from_gymnasium` this is an absorbing state whose
+    reward is :math:`-\alpha \log A`). Book: eq-soft-q-update, thm-soft-qlearning.
+    Source: Fox, Pakman and Tishby (2016); Haarnoja et al. (2017).
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        An environment with ``Discrete`` observation and action spaces.
+    n_steps : int
+        Number of environment steps (updates).
+    gamma : float
+        Discount factor in [0, 1).
+    alpha : float
+        Temperature, a finite number > 0 (``alpha -> 0`` is :func:`q_learning`).
+    omega, epsilon, Q0, Q_ref, record_every, keep_snapshots, seed
+        As in :func:`q_learning`; ``Q_ref`` is usually :math:`Q^*_\alpha` of the model.
+
+    Returns
+    -------
+    QLearningResult
+    """
+    a = check_real("alpha", alpha)
+    if a <= 0.0:
+        hint = "; alpha = 0 is plain Q-learning: use q_learning" if a == 0.0 else ""
+        raise ValueError(f"alpha must be a finite number > 0, got {a}{hint}")
+    return _td_control(
+        env,
+        n_steps,
+        gamma,
+        _soft_max_of_row(a),
+        omega=omega,
+        epsilon=epsilon,
+        Q0=Q0,
+        Q_ref=Q_ref,
+        record_every=record_every,
+        keep_snapshots=keep_snapshots,
+        seed=seed,
+    )
+
+
+def _td_control(
+    env: Any,
+    n_steps: int,
+    gamma: float,
+    bootstrap: Callable[[FloatArray], float],
+    *,
+    omega: float,
+    epsilon: float,
+    Q0: Any,
+    Q_ref: Any,
+    record_every: int | None,
+    keep_snapshots: bool,
+    seed: int | None,
+) -> QLearningResult:
+    """The loop shared by :func:`q_learning` and :func:`soft_q_learning`.
+
+    ``bootstrap(Q[s'])`` is the value of the next state's row: its maximum, or its soft maximum.
+    """
+    S, A = _env_sizes(env)
     T = check_positive_int("n_steps", n_steps)
     g = check_gamma(gamma)
     w = _check_unit("omega", omega, 0.5, 1.0, low_open=True)
@@ -154,8 +305,9 @@ def q_learning(
         if record_every is None
         else check_positive_int("record_every", record_every)
     )
-    if not isinstance(keep_snapshots, bool):
-        raise ValueError(f"keep_snapshots must be a bool, got {keep_snapshots!r}")
+    snapshots = check_flag("keep_snapshots", keep_snapshots)
+    if seed is not None:
+        seed = check_seed("seed", seed)
 
     rng = np.random.default_rng(seed)
     counts = np.zeros((S, A), dtype=np.int64)
@@ -167,7 +319,7 @@ def q_learning(
         rec_steps.append(t)
         if ref is not None:
             rec_errors.append(float(np.max(np.abs(Q - ref))))
-        if keep_snapshots:
+        if snapshots:
             rec_snaps.append(Q.copy())
 
     record(0)
@@ -190,7 +342,7 @@ def q_learning(
             s_next = _state(obs, S)
             target = float(reward)
             if not terminated:
-                target += g * float(Q[s_next].max())
+                target += g * bootstrap(Q[s_next])
             c = counts[s, a]
             alpha = (1.0 + c) ** (-w)
             Q[s, a] += alpha * (target - Q[s, a])
@@ -213,7 +365,7 @@ def q_learning(
         visits=counts,
         steps=np.array(rec_steps, dtype=np.int64),
         errors=None if ref is None else np.array(rec_errors),
-        snapshots=np.stack(rec_snaps) if keep_snapshots else None,
+        snapshots=np.stack(rec_snaps) if snapshots else None,
         episodes=episodes,
     )
 

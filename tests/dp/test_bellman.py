@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,10 +11,11 @@ from hypothesis import strategies as st
 
 import rlnotes.dp.bellman as bellman
 from rlnotes.core.markov import policy_model
-from rlnotes.core.mdp import TabularMDP, random_mdp
+from rlnotes.core.mdp import TabularMDP, random_mdp, slip_chain
 from rlnotes.dp.bellman import bellman_operator, bellman_optimality_operator, policy_evaluation
 
 SETTINGS = settings(max_examples=60, deadline=None)
+Case = tuple[TabularMDP, np.ndarray, np.ndarray, np.ndarray]
 
 
 @st.composite
@@ -62,7 +65,7 @@ def _sup(x: np.ndarray) -> float:
 
 @SETTINGS
 @given(mdp_policy_and_tables())
-def test_operators_match_loops(case: tuple) -> None:
+def test_operators_match_loops(case: Case) -> None:
     mdp, pi, Q1, _ = case
     np.testing.assert_allclose(bellman_operator(mdp, Q1, pi), _loop_T_pi(mdp, Q1, pi), atol=1e-10)
     np.testing.assert_allclose(
@@ -75,7 +78,7 @@ def test_operators_match_loops(case: tuple) -> None:
 
 @SETTINGS
 @given(mdp_policy_and_tables())
-def test_contraction_ratio_at_most_gamma(case: tuple) -> None:
+def test_contraction_ratio_at_most_gamma(case: Case) -> None:
     mdp, pi, Q1, Q2 = case
     d = _sup(Q1 - Q2)
     slack = 1e-12 * (1.0 + d)
@@ -106,7 +109,7 @@ def test_contraction_ratio_is_attained_for_constant_shifts() -> None:
 
 @SETTINGS
 @given(mdp_policy_and_tables())
-def test_policy_evaluation_is_the_fixed_point(case: tuple) -> None:
+def test_policy_evaluation_is_the_fixed_point(case: Case) -> None:
     mdp, pi, _, _ = case
     V, Q = policy_evaluation(mdp, pi)
     np.testing.assert_allclose(bellman_operator(mdp, Q, pi), Q, atol=1e-9)
@@ -115,7 +118,7 @@ def test_policy_evaluation_is_the_fixed_point(case: tuple) -> None:
 
 @SETTINGS
 @given(mdp_policy_and_tables())
-def test_policy_evaluation_agrees_with_iterating_T_pi(case: tuple) -> None:
+def test_policy_evaluation_agrees_with_iterating_T_pi(case: Case) -> None:
     mdp, pi, Q1, _ = case
     V, Q = policy_evaluation(mdp, pi)
     Qk = Q1
@@ -217,6 +220,165 @@ def test_validation_errors() -> None:
         bellman_operator(mdp, Q, np.array([[1.5, -0.5], [0.5, 0.5], [0.5, 0.5]]))
     with pytest.raises(ValueError, match="pi"):
         policy_evaluation(mdp, np.full((3, 3), 1 / 3))
-    for tol in (0.0, -1.0, float("nan"), float("inf"), "a"):
-        with pytest.raises(ValueError, match="tol"):
-            policy_evaluation(mdp, pi, tol=tol)  # type: ignore[arg-type]
+    for tol in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="^tol must"):
+            policy_evaluation(mdp, pi, tol=tol)
+    for bad in ("a", "1e-3", True, 1e-3 + 0j, None):
+        with pytest.raises(TypeError, match="^tol must be a real number"):
+            policy_evaluation(mdp, pi, tol=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^pi must hold real numbers"):
+        policy_evaluation(mdp, pi.astype(complex))
+    with pytest.raises(TypeError, match="^Q must hold real numbers"):
+        bellman_optimality_operator(mdp, Q + 1j)
+    with pytest.raises(TypeError, match="^mdp must be a TabularMDP"):
+        policy_evaluation("mdp", pi)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        policy_evaluation(mdp, pi, 1e-8)  # type: ignore[call-arg]  # tol is keyword-only
+
+
+# -- the defects of the review (issue 8), each with its exact case ----------------------------
+
+
+def test_rows_near_one_are_renormalized_before_evaluation() -> None:
+    """Rows within 1e-8 of 1 were accepted but kept: with gamma = 1 - 1e-9 a row sum of
+    1 + 9e-9 makes gamma * ||P|| > 1, and the values changed sign and size. Renormalized,
+    the values are those of the exact chain."""
+    gamma = 1.0 - 1e-9
+    base = random_mdp(4, 2, 0.5, seed=0)
+    P_off = base.P * (1.0 + 9e-9)  # every row sums to 1 + 9e-9, within PROB_ATOL
+    mdp = TabularMDP(P=P_off, R=np.abs(base.R), gamma=gamma)
+    pi = np.full((4, 2), 0.5)
+    V, _ = policy_evaluation(mdp, pi, tol=1e4)  # values ~1e9 at gamma = 1 - 1e-9: a floor
+    P_pi = np.einsum("sa,sat->st", pi, base.P)
+    r_pi = np.einsum("sa,sa->s", pi, np.abs(base.R))
+    V_exact = np.linalg.solve(np.eye(4) - gamma * P_pi, r_pi)
+    assert V_exact.min() > 1e8  # positive rewards: huge positive values
+    np.testing.assert_allclose(V, V_exact, rtol=1e-6)
+    # the unnormalized model, as it was kept before, gives a wrong sign
+    V_old = np.linalg.solve(np.eye(4) - gamma * np.einsum("sa,sat->st", pi, P_off), r_pi)
+    assert V_old.max() < 0
+
+
+def test_certificate_includes_rounding_against_exact_arithmetic() -> None:
+    """A one-state chain V = r / (1 - gamma): the computed residual is exactly 0 in floating
+    point, so a certificate without the rounding term claims error 0 while the true error
+    (exact rational arithmetic on the stored floats) is not 0. The certificate covers it."""
+    cases = 0
+    for gamma in (0.9, 0.99, 0.999, 0.9999, 0.7, 0.3):
+        for r in (1.0, 3.0, -7.0, 0.1):
+            P_pi, r_pi = np.ones((1, 1)), np.array([r])
+            V, bound, _ = bellman.solve_policy_values(P_pi, r_pi, gamma, 1e-3)
+            exact = Fraction(r) / (1 - Fraction(gamma))
+            err = abs(Fraction(float(V[0])) - exact)
+            naive = float(np.max(np.abs(r_pi + gamma * (P_pi @ V) - V))) / (1 - gamma)
+            assert float(err) <= bound
+            cases += naive == 0.0 and err > 0
+    assert cases > 0  # the naive certificate is false somewhere here
+
+
+def test_certificates_hold_in_exact_arithmetic_near_gamma_one() -> None:
+    """A 5-state chain with gamma = 0.9999 and values near 1e4: the certified bound of
+    policy_evaluation against V^pi solved exactly in rationals."""
+    mdp = random_mdp(5, 2, 0.9999, seed=3)
+    pi = np.random.default_rng(4).dirichlet(np.ones(2), size=5)
+    V, bound, _ = bellman.solve_policy_values(
+        *policy_model(mdp, mdp.check_policy(pi)), mdp.gamma, 1e-6
+    )
+    S = 5
+    F = Fraction
+    pi_r = mdp.check_policy(pi)
+    A = [
+        [
+            F(int(i == j))
+            - F(mdp.gamma) * sum(F(float(pi_r[i, a])) * F(float(mdp.P[i, a, j])) for a in range(2))
+            for j in range(S)
+        ]
+        for i in range(S)
+    ]
+    b = [F(sum(F(float(pi_r[i, a])) * F(float(mdp.R[i, a])) for a in range(2))) for i in range(S)]
+    x = _fraction_solve(A, b)
+    err = max(abs(F(float(V[i])) - x[i]) for i in range(S))
+    assert float(err) <= bound <= 1e-6
+
+
+def _fraction_solve(A: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
+    n = len(b)
+    M = [row[:] + [b[i]] for i, row in enumerate(A)]
+    for k in range(n):
+        piv = next(i for i in range(k, n) if M[i][k] != 0)
+        M[k], M[piv] = M[piv], M[k]
+        for i in range(n):
+            if i != k and M[i][k] != 0:
+                f = M[i][k] / M[k][k]
+                M[i] = [x - f * y for x, y in zip(M[i], M[k], strict=True)]
+    return [M[i][n] / M[i][i] for i in range(n)]
+
+
+def test_overflow_raises() -> None:
+    big = TabularMDP(P=np.full((2, 1, 2), 0.5), R=np.full((2, 1), 1e308), gamma=0.9)
+    with pytest.raises(OverflowError, match="overflowed"):
+        policy_evaluation(big, np.ones((2, 1)))
+    with pytest.raises(OverflowError, match="overflowed"):
+        bellman_optimality_operator(big, np.full((2, 1), 1e308))
+    with pytest.raises(OverflowError, match="overflowed"):
+        bellman_operator(big, np.full((2, 1), 1e308), np.ones((2, 1)))
+    sparse = big.to_sparse()
+    with pytest.raises(OverflowError, match="overflowed"):
+        policy_evaluation(sparse, np.ones((2, 1)))
+
+
+# -- sparse models ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(mdp_policy_and_tables())
+def test_sparse_and_dense_agree(case: Case) -> None:
+    mdp, pi, Q1, _ = case
+    sp = mdp.to_sparse()
+    np.testing.assert_allclose(
+        bellman_operator(sp, Q1, pi), bellman_operator(mdp, Q1, pi), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        bellman_optimality_operator(sp, Q1), bellman_optimality_operator(mdp, Q1), atol=1e-12
+    )
+    V_s, Q_s = policy_evaluation(sp, pi)
+    V_d, Q_d = policy_evaluation(mdp, pi)
+    np.testing.assert_allclose(V_s, V_d, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(Q_s, Q_d, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_sparse_policy_evaluation_large(deterministic: bool) -> None:
+    """A banded chain is factored (SuperLU in the band), a random sparse graph goes to GMRES;
+    both agree with the dense solve to 1e-10."""
+    rng = np.random.default_rng(0)
+    for mdp, method in (
+        (slip_chain(1500, 0.99), "splu"),
+        (random_mdp(1500, 2, 0.99, seed=1, branching=3, sparse=True), "gmres"),
+    ):
+        S = mdp.n_states
+        pi = np.eye(2)[rng.integers(0, 2, S)] if deterministic else rng.dirichlet([1, 1], S)
+        V, Q = policy_evaluation(mdp, pi, tol=1e-10)
+        P_pi, r_pi = policy_model(mdp, mdp.check_policy(pi))
+        _, bound, used = bellman.solve_policy_values(P_pi, r_pi, mdp.gamma, 1e-10)
+        assert used == method and bound <= 1e-10
+        dense = mdp.to_dense()
+        P_d = np.einsum("sa,sat->st", mdp.check_policy(pi), dense.P)
+        V_ref = np.linalg.solve(np.eye(S) - mdp.gamma * P_d, r_pi)
+        assert _sup(V - V_ref) <= 1e-10
+        V_dense, _ = policy_evaluation(dense, pi, tol=1e-10)
+        assert _sup(V - V_dense) <= 1e-10
+
+
+def test_rounding_bounds_are_documented_quantities() -> None:
+    u = 2.0**-53
+    assert bellman.UNIT_ROUNDOFF == u
+    assert bellman.rounding_bound(3, 0.9, 10.0, 1.0) == pytest.approx(1.01 * u * (6 * 10.0 + 10.0))
+    assert bellman.contraction_gap(0.9, 3) == pytest.approx(0.1 - 0.9 * 4 * u, rel=1e-15)
+    assert bellman.contraction_gap(0.9, 3, row_error=0.0) == pytest.approx(0.1, rel=1e-15)
+    mdp = random_mdp(6, 2, 0.9, seed=0)
+    v = np.random.default_rng(1).normal(size=6) + 100.0
+    Q, rho = bellman.certified_lookahead(mdp, v)
+    np.testing.assert_allclose(Q, mdp.R + 0.9 * mdp.P @ v, rtol=0, atol=rho)
+    # centered: rho scales with the spread of v, not with its size 100
+    assert rho < bellman.rounding_bound(6, 0.9, float(np.abs(v).max()), 1.0)

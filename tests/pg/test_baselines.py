@@ -61,16 +61,36 @@ def test_variance_two_point_closed_form() -> None:
 
 def test_variance_errors() -> None:
     g, p = _random_case(0, 5, 2)
-    with pytest.raises(ValueError, match="grads"):
+    with pytest.raises(ValueError, match=r"^grads contains NaN"):
         exact_gradient_variance(np.full((5, 2), np.nan), p)
-    with pytest.raises(ValueError, match="grads"):
+    with pytest.raises(ValueError, match=r"^grads must be finite"):
+        exact_gradient_variance(np.full((5, 2), np.inf), p)
+    with pytest.raises(ValueError, match=r"^grads must have shape \(N, \.\.\.\) with N >= 1"):
         exact_gradient_variance(np.zeros((0, 2)))
-    with pytest.raises(ValueError, match="prob"):
+    with pytest.raises(ValueError, match=r"^prob must have shape \(5,\)"):
         exact_gradient_variance(g, p[:4])
-    with pytest.raises(ValueError, match="prob"):
+    with pytest.raises(ValueError, match=r"^prob must sum to 1"):
         exact_gradient_variance(g, 2 * p)
-    with pytest.raises(ValueError, match="grads"):
+    with pytest.raises(TypeError, match=r"^grads must be an array of numbers"):
         exact_gradient_variance("abc", p)
+    with pytest.raises(TypeError, match=r"^grads must hold real numbers"):
+        exact_gradient_variance(np.ones((5, 2)) * 1j, p)
+
+
+def test_variance_and_baseline_of_huge_gradients_do_not_overflow() -> None:
+    # |g|^2 overflows float64 at 1e200; the rescaled computation is exact up to round-off
+    g, p = _random_case(3, 6, 2)
+    h = g[::-1] - p @ g[::-1]
+    scale = 1e200
+    b = optimal_constant_baseline(g, h, p)
+    assert optimal_constant_baseline(scale * g, h, p) == pytest.approx(scale * b, rel=1e-12)
+    assert optimal_constant_baseline(scale * g, scale * h, p) == pytest.approx(b, rel=1e-12)
+    v = exact_gradient_variance(g, p)
+    assert exact_gradient_variance(1e150 * g, p) == pytest.approx(1e300 * v, rel=1e-12)
+    with pytest.raises(OverflowError, match=r"^the total variance overflowed float64"):
+        exact_gradient_variance(scale * g, p)
+    with pytest.raises(OverflowError, match=r"^the optimal constant baseline overflowed"):
+        optimal_constant_baseline(1e200 * g, 1e-200 * h, p)
 
 
 # -- optimal_constant_baseline ----------------------------------------------------------------
@@ -106,12 +126,14 @@ def test_optimal_baseline_total_return_form() -> None:
 
 def test_optimal_baseline_errors() -> None:
     g, p = _random_case(1, 6, 2)
-    with pytest.raises(ValueError, match="control"):
+    with pytest.raises(ValueError, match=r"^control must have the shape of grads"):
         optimal_constant_baseline(g, g[:, :1], p)
-    with pytest.raises(ValueError, match="control"):
+    with pytest.raises(ValueError, match=r"^control must be non-zero on some trajectory"):
         optimal_constant_baseline(g, np.zeros_like(g), p)
-    with pytest.raises(ValueError, match="prob"):
+    with pytest.raises(ValueError, match=r"^prob must be non-negative"):
         optimal_constant_baseline(g, g, -p)
+    with pytest.raises(TypeError, match=r"^control must hold real numbers"):
+        optimal_constant_baseline(g, g.astype(bool), p)
 
 
 # -- optimal_baseline_coefficients ------------------------------------------------------------
@@ -163,14 +185,18 @@ def test_coefficients_zero_control_gets_zero() -> None:
 
 def test_coefficients_errors() -> None:
     g = np.zeros((4, 3))
-    with pytest.raises(ValueError, match="controls"):
+    with pytest.raises(ValueError, match=r"^controls must have trailing size 3 as grads"):
         optimal_baseline_coefficients(g, np.zeros((4, 3)))
-    with pytest.raises(ValueError, match="controls"):
+    with pytest.raises(ValueError, match=r"^controls must have trailing size 3 as grads"):
         optimal_baseline_coefficients(g, np.zeros((4, 2, 5)))
-    with pytest.raises(ValueError, match="controls"):
+    with pytest.raises(ValueError, match=r"^controls must have shape \(N=4, K >= 1"):
+        optimal_baseline_coefficients(g, np.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match=r"^controls must be finite"):
         optimal_baseline_coefficients(g, np.full((4, 2, 3), np.inf))
-    with pytest.raises(ValueError, match="prob"):
+    with pytest.raises(ValueError, match=r"^prob must have shape \(4,\)"):
         optimal_baseline_coefficients(g, np.ones((4, 2, 3)), [0.5, 0.5])
+    with pytest.raises(TypeError, match=r"^controls must be an array of numbers"):
+        optimal_baseline_coefficients(g, "h")
 
 
 # -- finite_horizon_values --------------------------------------------------------------------
@@ -191,13 +217,13 @@ def _brute_value(mdp: TabularMDP, pi: np.ndarray, s: int, steps: int, gamma: flo
     return total
 
 
-@pytest.mark.parametrize("discount", [None, 1.0, 0.0])
-def test_values_match_path_enumeration(discount: float | None) -> None:
+@pytest.mark.parametrize("gamma_arg", [None, 1.0, 0.0])
+def test_values_match_path_enumeration(gamma_arg: float | None) -> None:
     mdp = random_mdp(3, 2, 0.8, seed=11)
     pi = np.random.default_rng(2).dirichlet(np.ones(2), size=3)
     H = 3
-    V, Q = finite_horizon_values(mdp, pi, H, discount)
-    gamma = mdp.gamma if discount is None else discount
+    V, Q = finite_horizon_values(mdp, pi, H, gamma_arg)
+    gamma = mdp.gamma if gamma_arg is None else gamma_arg
     assert V.shape == (H + 1, 3) and Q.shape == (H, 3, 2)
     assert np.all(V[H] == 0.0)
     for t in range(H + 1):
@@ -222,11 +248,15 @@ def test_values_long_horizon_approach_discounted_fixed_point() -> None:
 def test_values_errors() -> None:
     mdp = random_mdp(2, 2, 0.9, seed=0)
     pi = np.full((2, 2), 0.5)
-    with pytest.raises(ValueError, match="mdp"):
+    with pytest.raises(TypeError, match=r"^mdp must be a TabularMDP"):
         finite_horizon_values("mdp", pi, 2)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="pi"):
+    with pytest.raises(ValueError, match=r"^pi must sum to 1"):
         finite_horizon_values(mdp, np.full((2, 2), 0.6), 2)
-    with pytest.raises(ValueError, match="horizon"):
+    with pytest.raises(ValueError, match=r"^horizon must be an integer >= 1"):
         finite_horizon_values(mdp, pi, 0)
-    with pytest.raises(ValueError, match="discount"):
-        finite_horizon_values(mdp, pi, 2, discount=1.5)
+    with pytest.raises(TypeError, match=r"^horizon must be an integer"):
+        finite_horizon_values(mdp, pi, 2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^gamma must lie in \[0, 1\]"):
+        finite_horizon_values(mdp, pi, 2, gamma=1.5)
+    with pytest.raises(TypeError, match=r"^gamma must be a real number"):
+        finite_horizon_values(mdp, pi, 2, gamma="0.5")  # type: ignore[arg-type]

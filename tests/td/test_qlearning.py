@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -13,7 +14,7 @@ from rlnotes.dp.planning import policy_iteration
 from rlnotes.td.qlearning import q_learning
 
 
-class TinyEnv(gym.Env):  # type: ignore[misc]
+class TinyEnv(gym.Env):
     """A two-state, two-action episodic MDP with a toy-text model ``P``.
 
     Action 1 in state 1 ends the episode with reward +1 (p = 0.6) or -1 (p = 0.4); the other
@@ -33,12 +34,12 @@ class TinyEnv(gym.Env):  # type: ignore[misc]
         self.initial_state_distrib = np.array([1.0, 0.0])
         self.s = 0
 
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
         self.s = int(self.np_random.choice(2, p=self.initial_state_distrib))
         return self.s, {}
 
-    def step(self, a: int) -> tuple[int, float, bool, bool, dict]:
+    def step(self, a: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         outcomes = self.P[self.s][a]
         k = int(self.np_random.choice(len(outcomes), p=[o[0] for o in outcomes]))
         _, nxt, r, term = outcomes[k]
@@ -46,7 +47,7 @@ class TinyEnv(gym.Env):  # type: ignore[misc]
         return nxt, r, term, False, {}
 
 
-class BanditEnv(gym.Env):  # type: ignore[misc]
+class BanditEnv(gym.Env):
     """One state; every step terminates with a Bernoulli(p_a) reward, which it logs."""
 
     def __init__(self, probs: tuple[float, ...]) -> None:
@@ -55,29 +56,77 @@ class BanditEnv(gym.Env):  # type: ignore[misc]
         self.probs = probs
         self.log: list[tuple[int, float]] = []
 
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
         return 0, {}
 
-    def step(self, a: int) -> tuple[int, float, bool, bool, dict]:
+    def step(self, a: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         r = float(self.np_random.random() < self.probs[a])
         self.log.append((a, r))
         return 0, r, True, False, {}
 
 
-class LoopEnv(gym.Env):  # type: ignore[misc]
+class LoopEnv(gym.Env):
     """One state, one action, reward 1, never terminates (a time limit truncates it)."""
 
     def __init__(self) -> None:
         self.observation_space = gym.spaces.Discrete(1)
         self.action_space = gym.spaces.Discrete(1)
 
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
         return 0, {}
 
-    def step(self, a: int) -> tuple[int, float, bool, bool, dict]:
+    def step(self, a: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         return 0, 1.0, False, False, {}
+
+
+def reference_td_control(
+    env: Any,
+    n_steps: int,
+    gamma: float,
+    omega: float,
+    epsilon: float,
+    seed: int,
+    bootstrap: Callable[[list[float]], float],
+) -> np.ndarray:
+    """An independent loop over plain Python lists: the oracle for q_learning and its soft twin.
+
+    It draws its random numbers in the order the documented algorithm does (one block of
+    explore flags, random actions and tie-breaking keys), so with the same seed it must give
+    the same table.
+    """
+    assert n_steps <= 65_536
+    S, A = env.observation_space.n, env.action_space.n
+    rng = np.random.default_rng(seed)
+    explore = rng.random(n_steps) < epsilon
+    random_actions = rng.integers(0, A, size=n_steps)
+    tie_break = rng.random((n_steps, A))
+    Q = [[0.0] * A for _ in range(S)]
+    n = [[0] * A for _ in range(S)]
+    s, _ = env.reset(seed=seed)
+    for i in range(n_steps):
+        if explore[i]:
+            a = int(random_actions[i])
+        else:
+            best = max(Q[s])
+            keys = [tie_break[i, b] if Q[s][b] == best else -1.0 for b in range(A)]
+            a = keys.index(max(keys))
+        s2, r, term, trunc, _ = env.step(a)
+        target = r + (0.0 if term else gamma * bootstrap(Q[s2]))
+        Q[s][a] += (1.0 + n[s][a]) ** (-omega) * (target - Q[s][a])
+        n[s][a] += 1
+        if term or trunc:
+            s, _ = env.reset()
+        else:
+            s = s2
+    return np.array(Q)
+
+
+def test_matches_the_independent_loop() -> None:
+    res = q_learning(TinyEnv(), 5_000, 0.9, omega=0.6, epsilon=0.3, seed=9)
+    ref = reference_td_control(TinyEnv(), 5_000, 0.9, 0.6, 0.3, 9, max)
+    np.testing.assert_allclose(res.Q, ref, rtol=0, atol=1e-12)
 
 
 def test_converges_on_a_tiny_mdp() -> None:
@@ -170,3 +219,11 @@ def test_validation_errors() -> None:
         q_learning(env, 10, 0.9, record_every=0)
     with pytest.raises(ValueError, match="env.observation_space"):
         q_learning(gym.make("CartPole-v1"), 10, 0.9)
+    with pytest.raises(TypeError, match="^env"):
+        q_learning("env", 10, 0.9)
+    with pytest.raises(TypeError, match="^keep_snapshots"):
+        q_learning(env, 10, 0.9, keep_snapshots=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^seed"):
+        q_learning(env, 10, 0.9, seed=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^omega"):
+        q_learning(env, 10, 0.9, omega="0.8")  # type: ignore[arg-type]
