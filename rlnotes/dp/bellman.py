@@ -480,7 +480,8 @@ def _gmres_values(
     sparse_model: bool = False,
 ) -> FloatArray | None:
     """Restarted GMRES on ``(I - gamma A) x = b`` to the 2-norm residual ``atol``; ``None``
-    when the data are not finite or GMRES breaks down."""
+    when the data are not finite or GMRES breaks down.
+    """
     S = b.shape[0]
     if not np.all(np.isfinite(b)) or (x0 is not None and not np.all(np.isfinite(x0))):
         return None

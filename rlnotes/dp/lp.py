@@ -144,7 +144,8 @@ def optimality_bound(mdp: TabularMDP, V: FloatArray) -> float:
     (Puterman 1994, sec. 6.3). Rounding: with :math:`n` the most next states of a pair,
     :math:`u = 2^{-53}` and :math:`\gamma_n = nu / (1 - nu)`, each computed residual entry errs
     by at most :math:`e = \gamma_{n+3}(\|R\|_\infty + (1 + \gamma)\|V\|_\infty)` (Higham 2002,
-    sec. 3.1), and the stored rows of :math:`P` sum to one within :math:`\gamma_n`."""
+    sec. 3.1), and the stored rows of :math:`P` sum to one within :math:`\gamma_n`.
+    """
     res = float(np.max(np.abs(lookahead(mdp, V).max(axis=1) - V)))
     n = mdp.max_branching
     v_sup = float(np.max(np.abs(V)))

@@ -395,7 +395,8 @@ def _advantage_and_occupancy(
     mdp: Any, pi: Any, pi_new: Any, tol: Any, *, of_new: bool
 ) -> tuple[TabularMDP, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Checked ``(mdp, pi, pi_new, V_pi, Q_pi, rho_s, rho_sa)``, the occupancy of ``pi_new``
-    (``of_new``) or of ``pi``, its rounding-floor warning silenced."""
+    (``of_new``) or of ``pi``, its rounding-floor warning silenced.
+    """
     mdp = check_mdp(mdp)
     pia = mdp.check_policy(pi)
     pib = mdp.check_policy(pi_new, "pi_new")

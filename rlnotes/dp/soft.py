@@ -401,7 +401,8 @@ def _polish(
 ) -> tuple[FloatArray, FloatArray, float] | None:
     """Up to ``_POLISH_SWEEPS`` sweeps of value iteration from ``V_next = T V``
     (``d = T V - V``); once MacQueen's half-width is small, its midpoint is certified by one
-    more backup. Returns ``(Q, V, bound)``, or None when the span does not shrink fast."""
+    more backup. Returns ``(Q, V, bound)``, or None when the span does not shrink fast.
+    """
     floor = backup.floor(V_next)
     span = float(d.max() - d.min())
     for _ in range(_POLISH_SWEEPS):

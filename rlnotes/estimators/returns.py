@@ -137,7 +137,8 @@ def _time_loop(
 def _episode_ends(done: BoolArray | None) -> tuple[BoolArray | None, IndexArray]:
     """``(done, ends)``: ``ends`` are the flat (C-order) indices of the steps before the last
     one that end an episode; ``done`` becomes ``None`` if there are none (an end at the last
-    step changes nothing)."""
+    step changes nothing).
+    """
     if done is None:
         return None, np.zeros(0, dtype=np.intp)
     ends = np.flatnonzero(done[:-1])

@@ -574,7 +574,8 @@ def mean_kl(
     r"""The mean KL divergence :math:`\frac1N \sum_i \mathrm{KL}(\pi_\theta(\cdot \mid s_i)
     \,\|\, \pi_{\theta'}(\cdot \mid s_i))` from the policy's parameters :math:`\theta` to the
     flat ``parameters`` :math:`\theta'`, in closed form (softmax or diagonal Gaussian).
-    Book: eq-nat-fisher-kl. Source: Schulman et al. (2015)."""
+    Book: eq-nat-fisher-kl. Source: Schulman et al. (2015).
+    """
     pol = _Policy(policy, observations, distribution)
     new = pol.unflatten(_check_vector("parameters", parameters, pol.flat))
     with torch.no_grad():
@@ -895,7 +896,7 @@ class TRPOTrainingResult(NamedTuple):
 
 
 def _baseline_features(obs: FloatArray, t: NDArray[np.int64]) -> FloatArray:
-    """rllab's linear baseline features: o, o^2, t, t^2, t^3 (t scaled by 1/100) and 1."""
+    """Rllab's linear baseline features: o, o^2, t, t^2, t^3 (t scaled by 1/100) and 1."""
     ts = (t[:, None] / 100.0).astype(np.float64)
     return np.hstack([obs, obs**2, ts, ts**2, ts**3, np.ones_like(ts)])
 

@@ -112,7 +112,8 @@ class QCriticMLP(nn.Module):
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """:math:`Q_w(s, a)`, shape ``(*batch,)``, of ``obs (*batch, obs_dim)``, ``act``
-        ``(*batch, act_dim)``."""
+        ``(*batch, act_dim)``.
+        """
         for name, x, d in (("obs", obs, self.obs_dim), ("act", act, self.act_dim)):
             if not isinstance(x, torch.Tensor) or not x.is_floating_point():
                 raise TypeError(f"{name} must be a floating-point torch.Tensor")

@@ -59,7 +59,7 @@ def _tau(tau: Any) -> float:
 
 
 def _xlogx_safe_log(pi: FloatArray) -> FloatArray:
-    """log pi with log 0 replaced by 0 (only used where it is multiplied by pi or tau = 0)."""
+    """Log pi with log 0 replaced by 0 (only used where it is multiplied by pi or tau = 0)."""
     with np.errstate(divide="ignore"):
         out = np.where(pi > 0, np.log(np.where(pi > 0, pi, 1.0)), 0.0)
     return out
