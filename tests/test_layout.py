@@ -114,3 +114,17 @@ def test_type_checking_block_names_every_export() -> None:
                 for alias in imp.names:
                     static[alias.asname or alias.name] = imp.module
     assert static == rlnotes._EXPORTS
+
+
+def test_no_error_test_matches_a_bare_letter() -> None:
+    """A one-letter pattern such as d also matches "ndim": argument names are anchored."""
+    import re
+
+    bare = re.compile(r"""match=r?["'][A-Za-z]["']""")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for path in sorted((ROOT / "tests").rglob("test_*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert not offenders, offenders

@@ -208,11 +208,11 @@ def test_validation_errors() -> None:
     mdp = random_mdp(3, 2, 0.9, seed=0)
     pi = np.full((3, 2), 0.5)
     Q = np.zeros((3, 2))
-    with pytest.raises(ValueError, match="Q"):
+    with pytest.raises(ValueError, match=r"^Q\b"):
         bellman_operator(mdp, np.zeros((2, 2)), pi)
-    with pytest.raises(ValueError, match="Q"):
+    with pytest.raises(ValueError, match=r"^Q\b"):
         bellman_optimality_operator(mdp, np.full((3, 2), np.nan))
-    with pytest.raises(ValueError, match="Q"):
+    with pytest.raises(ValueError, match=r"^Q\b"):
         bellman_optimality_operator(mdp, np.full((3, 2), np.inf))
     with pytest.raises(ValueError, match="pi"):
         bellman_operator(mdp, Q, np.full((3, 2), 0.7))

@@ -181,11 +181,11 @@ def test_validation() -> None:
         linear_q_learning_field(mdp, "junk", d, w)
     with pytest.raises(ValueError, match="phi"):
         linear_q_learning_field(mdp, phi[:, :2], d, w)
-    with pytest.raises(ValueError, match="d"):
+    with pytest.raises(ValueError, match=r"^d\b"):
         linear_q_learning_field(mdp, phi, d * 2, w)
-    with pytest.raises(ValueError, match="w"):
+    with pytest.raises(ValueError, match=r"^w\b"):
         linear_q_learning_field(mdp, phi, d, np.zeros(3))
-    with pytest.raises(TypeError, match="w"):
+    with pytest.raises(TypeError, match=r"^w\b"):
         linear_q_learning_field(mdp, phi, d, np.zeros(2, dtype=complex))
     with pytest.raises(TypeError, match="alpha"):
         expected_linear_q_learning(mdp, phi, d, w, "0.1", 3)  # type: ignore[arg-type]
@@ -199,7 +199,7 @@ def test_validation() -> None:
         expected_linear_sarsa(mdp, phi, w, 0.1, 3, epsilon=1.5)
     with pytest.raises(TypeError, match="epsilon"):
         epsilon_greedy_policy(np.zeros((2, 2)), True)
-    with pytest.raises(ValueError, match="Q"):
+    with pytest.raises(ValueError, match=r"^Q\b"):
         epsilon_greedy_policy(np.zeros((2, 0)), 0.1)
     x, Xn = np.ones(2), np.ones((3, 2))
     with pytest.raises(TypeError, match="gamma"):
@@ -212,15 +212,15 @@ def test_validation() -> None:
         linear_q_td_error(w, x, 0.0, np.ones((3, 3)), 0.9)
     with pytest.raises(ValueError, match="X_next"):
         linear_q_td_error(w, x, 0.0, np.ones((0, 2)), 0.9)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x\b"):
         linear_q_td_error(w, np.ones(3), 0.0, Xn, 0.9)
-    with pytest.raises(ValueError, match="r"):
+    with pytest.raises(ValueError, match=r"^r\b"):
         linear_q_td_error(w, x, np.inf, Xn, 0.9)
-    with pytest.raises(TypeError, match="r"):
+    with pytest.raises(TypeError, match=r"^r\b"):
         linear_q_td_error(w, x, None, Xn, 0.9)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="w"):
+    with pytest.raises(ValueError, match=r"^w\b"):
         linear_q_td_error(np.zeros(0), np.zeros(0), 0.0, np.zeros((1, 0)), 0.9)
-    with pytest.raises(ValueError, match="u"):
+    with pytest.raises(ValueError, match=r"^u\b"):
         q_loss_directional_derivative(w, x, 0.0, Xn, 0.9, np.ones(3))
     with pytest.raises(ValueError, match="tol"):
         q_loss_directional_derivative(w, x, 0.0, Xn, 0.9, np.ones(2), tol=-1.0)

@@ -332,7 +332,7 @@ def test_validation_errors() -> None:
         td_matrices(phi, P, r[:3], d, 0.9)
     with pytest.raises(ValueError, match="r_pi"):
         td_matrices(phi, P, np.full(5, np.nan), d, 0.9)
-    with pytest.raises(ValueError, match="d"):
+    with pytest.raises(ValueError, match=r"^d\b"):
         td_matrices(phi, P, r, d * 2, 0.9)
     with pytest.raises(ValueError, match="gamma"):
         td_matrices(phi, P, r, d, 1.0)
@@ -361,9 +361,9 @@ def test_validation_errors() -> None:
         semi_gradient_td0_update(w, x, 0.0, x, 0.9, 0.1, rho=-1.0)
     with pytest.raises(TypeError, match="rho"):
         semi_gradient_td0_update(w, x, 0.0, x, 0.9, 0.1, rho="1")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="r"):
+    with pytest.raises(ValueError, match=r"^r\b"):
         semi_gradient_td0_update(w, x, np.inf, x, 0.9, 0.1)
-    with pytest.raises(TypeError, match="r"):
+    with pytest.raises(TypeError, match=r"^r\b"):
         semi_gradient_td0_update(w, x, "1.0", x, 0.9, 0.1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="terminated"):
         semi_gradient_td0_update(w, x, 0.0, x, 0.9, 0.1, terminated="yes")  # type: ignore[arg-type]
