@@ -31,10 +31,10 @@ import rlnotes
 
 try:
     from benchmarks.mdp import GAMMA, N_ACTIONS, N_STATES, SEED
-    from benchmarks.timing import best_of, run_cli, solver_markdown
+    from benchmarks.timing import best_of, run_cli, solver_markdown, solver_row
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
     from mdp import GAMMA, N_ACTIONS, N_STATES, SEED  # type: ignore[no-redef,import-not-found]
-    from timing import best_of, run_cli, solver_markdown  # type: ignore[no-redef,import-not-found]
+    from timing import best_of, run_cli, solver_markdown, solver_row  # type: ignore[no-redef,import-not-found]
 
 ALPHA = 0.1
 TOL = 1e-8
@@ -54,16 +54,8 @@ def _row(
     baseline_s: float | None,
     note: str = "",
 ) -> dict[str, Any]:
-    ratio = baseline_s / seconds if (baseline_s is not None and seconds) else None
-    return {
-        "task": f"soft optimal values, alpha={ALPHA:g}, certified {TOL:g}",
-        "method": method,
-        "ms": None if seconds is None else 1e3 * seconds,
-        "bound": bound,
-        "vs_ref": vs_ref,
-        "ratio": ratio,
-        "note": note,
-    }
+    task = f"soft optimal values, alpha={ALPHA:g}, certified {TOL:g}"
+    return solver_row(task, method, seconds, bound, vs_ref, baseline_s, note)
 
 
 def measure(quick: bool = False) -> list[dict[str, Any]]:
