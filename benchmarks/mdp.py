@@ -104,6 +104,30 @@ def _numpy_full(mdp: rlnotes.TabularMDP, pi: Array) -> tuple[Array, Array]:
     return V, Q
 
 
+def _planner_rows(
+    task: str,
+    names: tuple[str, ...],
+    best: dict[str, float],
+    outs: dict[str, Any],
+    V_ref: Any,
+    base: float | None,
+    note: str = "",
+) -> list[dict[str, Any]]:
+    """One row per certified planner: its time, its certificate and its distance to V_ref."""
+    return [
+        solver_row(
+            task,
+            name,
+            best[name],
+            outs[name].error_bound,
+            float(np.max(np.abs(outs[name].V - V_ref))),
+            base,
+            note=f"{outs[name].iterations} iterations{note}",
+        )
+        for name in names
+    ]
+
+
 def measure_policy_evaluation(mdp: rlnotes.TabularMDP, k: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(SEED + 1)
     S, A = mdp.n_states, mdp.n_actions
@@ -203,20 +227,9 @@ def measure_optimal_values(mdp: rlnotes.TabularMDP, k: int, quick: bool) -> list
     V_ref = outs.get("pymdptoolbox PolicyIteration")
     if V_ref is None:
         V_ref = outs["rlnotes.policy_iteration"].V
-    rows = []
-    for name in ("rlnotes.policy_iteration", "rlnotes.value_iteration span"):
-        res = outs[name]
-        rows.append(
-            solver_row(
-                task,
-                name,
-                best[name],
-                res.error_bound,
-                float(np.max(np.abs(res.V - V_ref))),
-                base,
-                note=f"{res.iterations} iterations",
-            )
-        )
+    rows = _planner_rows(
+        task, ("rlnotes.policy_iteration", "rlnotes.value_iteration span"), best, outs, V_ref, base
+    )
     if peer is not None:
         rows.append(
             solver_row(
@@ -345,19 +358,15 @@ def measure_sparse(k: int) -> list[dict[str, Any]]:
     best, outs = best_of(cands, max(1, k // 3))
     V_ref = outs["scipy: Howard PI with spsolve"]
     base = best["scipy: Howard PI with spsolve"]
-    for name in ("rlnotes.policy_iteration", "rlnotes.value_iteration (span)"):
-        res = outs[name]
-        rows.append(
-            solver_row(
-                task,
-                name,
-                best[name],
-                res.error_bound,
-                float(np.max(np.abs(res.V - V_ref))),
-                base,
-                note=f"{res.iterations} iterations; target < 10000 ms",
-            )
-        )
+    rows += _planner_rows(
+        task,
+        ("rlnotes.policy_iteration", "rlnotes.value_iteration (span)"),
+        best,
+        outs,
+        V_ref,
+        base,
+        "; target < 10000 ms",
+    )
     rows.append(
         solver_row(
             task,

@@ -19,7 +19,13 @@ import scipy.sparse as sps
 from scipy.optimize import linprog
 
 from rlnotes.core.mdp import TabularMDP, check_mdp
-from rlnotes.core.validation import FloatArray, as_array, check_distribution, check_shape
+from rlnotes.core.validation import (
+    FloatArray,
+    as_array,
+    check_distribution,
+    check_flag,
+    check_shape,
+)
 from rlnotes.dp.bellman import higham_gamma, lookahead
 from rlnotes.dp.occupancy import flow_constraints, policy_and_reached
 
@@ -122,12 +128,6 @@ def _check_weights(mdp: TabularMDP, weights: Any) -> FloatArray:
     return check_distribution("weights", w)
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
-    return bool(value)
-
-
 def _highs_failure(res: Any, what: str) -> RuntimeError:
     return RuntimeError(
         f"{what}: HiGHS did not return an optimal solution (scipy status {res.status}: "
@@ -199,7 +199,7 @@ def solve_lp(mdp: TabularMDP, *, primal: bool = True, weights: Any = None) -> LP
         the error), or its solution is not a point of the flow polytope.
     """
     mdp = check_mdp(mdp)
-    use_primal = _check_bool("primal", primal)
+    use_primal = check_flag("primal", primal)
     w = _check_weights(mdp, weights)
     S, A = mdp.n_states, mdp.n_actions
     M, _ = flow_constraints(mdp)

@@ -25,6 +25,7 @@ from rlnotes.core.validation import (
     check_positive_real,
 )
 from rlnotes.nn.policies import mlp
+from rlnotes.nn.tensors import parameter_dtype
 
 __all__ = ["CriticFit", "fit_critic", "predict_values", "value_network"]
 
@@ -75,13 +76,6 @@ def _check_critic(critic: object) -> nn.Module:
     return critic
 
 
-def _param_dtype(module: nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
-
-
 def _inputs(name: str, x: Any) -> FloatArray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -109,7 +103,7 @@ def predict_values(critic: nn.Module, observations: Any) -> FloatArray:
     net = _check_critic(critic)
     x = _inputs("observations", observations)
     with torch.no_grad():
-        out = net(torch.tensor(x, dtype=_param_dtype(net)))
+        out = net(torch.tensor(x, dtype=parameter_dtype(net)))
     if out.shape != (x.shape[0], 1):
         raise ValueError(f"critic must map (T, d) to (T, 1), got output shape {tuple(out.shape)}")
     values: FloatArray = out[:, 0].double().numpy()
@@ -176,7 +170,7 @@ def fit_critic(
         raise TypeError(
             f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
         )
-    dtype = _param_dtype(net)
+    dtype = parameter_dtype(net)
     xt = torch.tensor(x, dtype=dtype)
     yt = torch.tensor(y, dtype=dtype)
     first = float("nan")

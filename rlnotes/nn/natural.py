@@ -164,11 +164,6 @@ class TRPOStepResult(NamedTuple):
 # --------------------------------------------------------------------------- validation
 
 
-def _check_nonnegative(name: str, value: Any) -> float:
-    """A finite real number >= 0 (bool, str and complex are TypeErrors)."""
-    return check_real(name, value, low=0.0)
-
-
 def _check_vector(name: str, v: Any, like: torch.Tensor) -> torch.Tensor:
     """A finite 1-d tensor of the dtype, device and length of ``like``."""
     if not isinstance(v, torch.Tensor):
@@ -536,7 +531,7 @@ def fisher_vector_product(
         returning a flat vector of the same shape. It raises ValueError for non-finite ``v`` or
         a wrong shape, TypeError for a wrong type or dtype.
     """
-    lam = _check_nonnegative("damping", damping)
+    lam = check_real("damping", damping, low=0.0)
     if method not in FVP_METHODS:
         raise ValueError(f"method must be one of {FVP_METHODS}, got {method!r}")
     pol = _Policy(policy, observations, distribution)
@@ -675,7 +670,7 @@ def conjugate_gradient(
 
 def _check_step_args(damping: Any, cg_iterations: Any, tol: Any) -> tuple[float, int, float]:
     return (
-        _check_nonnegative("damping", damping),
+        check_real("damping", damping, low=0.0),
         check_positive_int("cg_iterations", cg_iterations),
         check_positive_real("tol", tol),
     )
@@ -951,7 +946,7 @@ def train_trpo(
     delta = check_positive_real("max_kl", max_kl)
     g = check_gamma(gamma, allow_one=True)
     lm = check_gamma(lam, "lam", allow_one=True)
-    lam_damp = _check_nonnegative("damping", damping)
+    lam_damp = check_real("damping", damping, low=0.0)
     iters = check_positive_int("cg_iterations", cg_iterations)
     width = check_positive_int("hidden", hidden)
     sd = check_seed("seed", seed)

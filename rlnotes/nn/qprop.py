@@ -42,6 +42,7 @@ from rlnotes.core.validation import (
     check_seed,
 )
 from rlnotes.nn.policies import mlp
+from rlnotes.nn.tensors import check_tensor, parameter_dtype
 
 __all__ = [
     "ETA_RULES",
@@ -56,32 +57,6 @@ __all__ = [
 
 #: The weights eta that :func:`qprop_eta` computes.
 ETA_RULES = ("conservative", "aggressive", "optimal")
-
-
-def _tensor(
-    name: str, x: object, *, ndim: int | None = None, shape: Sequence[int] | None = None
-) -> torch.Tensor:
-    """Require a finite floating-point tensor of the given rank or shape."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-d tensor, got shape {tuple(x.shape)}")
-    if shape is not None and tuple(x.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{name} must be finite, got NaN or inf")
-    return x
-
-
-def _param_dtype(module: nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
 
 
 class QCriticMLP(nn.Module):
@@ -152,8 +127,8 @@ def critic_action_gradient(
     """
     if not callable(critic):
         raise TypeError(f"critic must be callable, got {type(critic).__name__}")
-    obs = _tensor("observations", observations, ndim=2)
-    act = _tensor("actions", actions, ndim=2)
+    obs = check_tensor("observations", observations, ndim=2)
+    act = check_tensor("actions", actions, ndim=2)
     if act.shape[0] != obs.shape[0]:
         raise ValueError(
             f"actions must have {obs.shape[0]} rows, one per observation, got {act.shape[0]}"
@@ -191,9 +166,9 @@ def taylor_control_variate(
     -------
     torch.Tensor, shape (M,)
     """
-    g = _tensor("action_gradient", action_gradient, ndim=2)
-    a = _tensor("actions", actions, shape=tuple(g.shape))
-    m = _tensor("mean", mean, shape=tuple(g.shape))
+    g = check_tensor("action_gradient", action_gradient, ndim=2)
+    a = check_tensor("actions", actions, shape=tuple(g.shape))
+    m = check_tensor("mean", mean, shape=tuple(g.shape))
     return (g.detach() * (a.detach() - m.detach())).sum(dim=-1)
 
 
@@ -291,16 +266,16 @@ def qprop_loss(
     -------
     0-d torch.Tensor
     """
-    lp = _tensor("log_probs", log_probs, ndim=1)
+    lp = check_tensor("log_probs", log_probs, ndim=1)
     m = lp.shape[0]
-    adv = _tensor("advantages", advantages, shape=(m,))
-    cv = _tensor("control_variate", control_variate, shape=(m,))
-    grad = _tensor("action_gradient", action_gradient, ndim=2)
+    adv = check_tensor("advantages", advantages, shape=(m,))
+    cv = check_tensor("control_variate", control_variate, shape=(m,))
+    grad = check_tensor("action_gradient", action_gradient, ndim=2)
     if grad.shape[0] != m:
         raise ValueError(f"action_gradient must have {m} rows, got shape {tuple(grad.shape)}")
-    mu = _tensor("mean", mean, shape=tuple(grad.shape))
+    mu = check_tensor("mean", mean, shape=tuple(grad.shape))
     if isinstance(eta, torch.Tensor):
-        e = _tensor("eta", eta)
+        e = check_tensor("eta", eta)
         if e.ndim > 1 or (e.ndim == 1 and e.shape[0] != m):
             raise ValueError(f"eta must be a scalar or have shape ({m},), got {tuple(e.shape)}")
         e = e.detach().to(lp.dtype)
@@ -420,7 +395,7 @@ def fit_q_critic(
     lr = check_positive_real("learning_rate", learning_rate)
     gen = torch.Generator().manual_seed(check_seed("seed", seed))
 
-    dtype = _param_dtype(critic)
+    dtype = parameter_dtype(critic)
     s = torch.tensor(obs, dtype=dtype)  # copies: the buffer's arrays may be read-only
     a = torch.tensor(act, dtype=dtype)
     r = torch.tensor(rew, dtype=dtype)

@@ -40,6 +40,7 @@ from rlnotes.nn.rollout import (
     make_discrete_control_env,
     step_in_episode,
 )
+from rlnotes.nn.tensors import check_tensor
 
 __all__ = [
     "CRITIC_WEIGHTINGS",
@@ -58,18 +59,6 @@ CRITIC_WEIGHTINGS = ("reward_to_go_baseline", "gae")
 
 #: Adam steps of value regression per iteration, for the weightings with a critic.
 VALUE_STEPS = 10
-
-
-def _check_tensor(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise ValueError(f"{name} must be finite, got NaN or inf")
-    return x
 
 
 def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -99,8 +88,8 @@ def reinforce_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     torch.Tensor
         A 0-d tensor.
     """
-    _check_tensor("log_probs", log_probs)
-    _check_tensor("weights", weights)
+    check_tensor("log_probs", log_probs)
+    check_tensor("weights", weights)
     if log_probs.shape != weights.shape:
         raise ValueError(
             f"weights must have the shape of log_probs {tuple(log_probs.shape)}, "

@@ -17,6 +17,7 @@ import torch
 from numpy.typing import NDArray
 
 from rlnotes.core.validation import FloatArray, check_positive_int, check_seed
+from rlnotes.nn.tensors import parameter_dtype
 
 __all__ = [
     "make_discrete_control_env",
@@ -131,13 +132,6 @@ def step_in_episode(batch: EpisodeBatch) -> NDArray[np.int64]:
     starts[ends[ends < n - 1] + 1] = ends[ends < n - 1] + 1
     out: NDArray[np.int64] = np.arange(n, dtype=np.int64) - np.maximum.accumulate(starts)
     return out
-
-
-def _param_dtype(policy: torch.nn.Module) -> torch.dtype:
-    for p in policy.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
 
 
 def _sample(dist: Any, generator: torch.Generator) -> torch.Tensor:
@@ -265,7 +259,7 @@ def _run(
     if not discrete:
         low = np.asarray(act_space.low, dtype=np.float64)  # type: ignore[attr-defined]
         high = np.asarray(act_space.high, dtype=np.float64)  # type: ignore[attr-defined]
-    dtype = _param_dtype(policy)
+    dtype = parameter_dtype(policy)
     obs_l: list[NDArray[Any]] = []
     next_l: list[NDArray[Any]] = []
     act_l: list[Any] = []
@@ -335,7 +329,7 @@ def batch_log_probs(policy: torch.nn.Module, batch: EpisodeBatch) -> torch.Tenso
             f"got {type(policy).__name__}"
         )
     b = _check_batch(batch)
-    dtype = _param_dtype(policy)
+    dtype = parameter_dtype(policy)
     obs = torch.as_tensor(np.array(b.observations), dtype=dtype)
     if b.actions.dtype == np.int64:
         act = torch.as_tensor(np.array(b.actions))

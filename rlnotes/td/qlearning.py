@@ -74,10 +74,6 @@ class QLearningResult:
     episodes: int
 
 
-def _check_unit(name: str, value: Any, low: float, high: float, low_open: bool) -> float:
-    return check_real(name, value, low=low, high=high, low_open=low_open)
-
-
 def _env_sizes(env: Any) -> tuple[int, int]:
     """``(S, A)`` of an environment with ``Discrete`` spaces; TypeError for a non-environment."""
     if not all(hasattr(env, attr) for attr in ("reset", "step", "observation_space")):
@@ -287,8 +283,8 @@ def _td_control(
     S, A = _env_sizes(env)
     T = check_positive_int("n_steps", n_steps)
     g = check_gamma(gamma)
-    w = _check_unit("omega", omega, 0.5, 1.0, low_open=True)
-    eps = _check_unit("epsilon", epsilon, 0.0, 1.0, low_open=False)
+    w = check_real("omega", omega, low=0.5, high=1.0, low_open=True)
+    eps = check_real("epsilon", epsilon, low=0.0, high=1.0)
     if Q0 is None:
         Q = np.zeros((S, A))
     else:
